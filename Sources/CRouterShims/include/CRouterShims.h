@@ -1,0 +1,45 @@
+#ifndef CROUTERSHIMS_H
+#define CROUTERSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+/// One datagram slot for a batched receive: where its bytes go and where the sender's address lands.
+typedef struct routerd_dgram {
+    void *buffer;
+    size_t capacity;
+    struct sockaddr_storage address;
+    /// Out: bytes received (never more than capacity).
+    size_t length;
+    /// Out: non-zero when the datagram was larger than capacity (MSG_TRUNC).
+    int truncated;
+} routerd_dgram;
+
+/// recvmmsg(2) over `count` slots. Returns the number of datagrams received, or -1 with errno set.
+/// `flags` is passed through (MSG_WAITFORONE, MSG_DONTWAIT).
+int routerd_recv_batch(int fd, routerd_dgram *slots, unsigned int count, int flags);
+
+/// One datagram to send.
+typedef struct routerd_out_dgram {
+    const void *buffer;
+    size_t length;
+    const struct sockaddr_storage *address; // NULL for a connected socket
+} routerd_out_dgram;
+
+/// sendmmsg(2) over `count` datagrams. Returns how many were sent, or -1 with errno set.
+int routerd_send_batch(int fd, const routerd_out_dgram *dgrams, unsigned int count, int flags);
+
+/// Kernel drop count for this socket (SO_MEMINFO, SK_MEMINFO_DROPS), or -1 when unavailable.
+int64_t routerd_socket_drops(int fd);
+
+/// Constants that Swift's Glibc overlay does not carry.
+int routerd_msg_waitforone(void);
+int routerd_so_reuseport(void);
+int routerd_so_rcvbufforce(void);
+
+/// Names the calling thread (at most 15 bytes are kept), for top and gdb.
+void routerd_set_thread_name(const char *name);
+
+#endif

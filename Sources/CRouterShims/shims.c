@@ -1,0 +1,72 @@
+#define _GNU_SOURCE
+#include "CRouterShims.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/sock_diag.h>
+
+#define ROUTERD_MAX_BATCH 1024
+
+int routerd_recv_batch(int fd, routerd_dgram *slots, unsigned int count, int flags) {
+    if (count > ROUTERD_MAX_BATCH) count = ROUTERD_MAX_BATCH;
+    struct mmsghdr headers[ROUTERD_MAX_BATCH];
+    struct iovec vectors[ROUTERD_MAX_BATCH];
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = slots[i].buffer;
+        vectors[i].iov_len = slots[i].capacity;
+        memset(&headers[i], 0, sizeof(headers[i]));
+        headers[i].msg_hdr.msg_iov = &vectors[i];
+        headers[i].msg_hdr.msg_iovlen = 1;
+        headers[i].msg_hdr.msg_name = &slots[i].address;
+        headers[i].msg_hdr.msg_namelen = sizeof(slots[i].address);
+    }
+    int received = recvmmsg(fd, headers, count, flags, NULL);
+    for (int i = 0; i < received; i++) {
+        size_t length = headers[i].msg_len;
+        slots[i].truncated = (headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+        slots[i].length = length > slots[i].capacity ? slots[i].capacity : length;
+    }
+    return received;
+}
+
+int routerd_send_batch(int fd, const routerd_out_dgram *dgrams, unsigned int count, int flags) {
+    if (count > ROUTERD_MAX_BATCH) count = ROUTERD_MAX_BATCH;
+    struct mmsghdr headers[ROUTERD_MAX_BATCH];
+    struct iovec vectors[ROUTERD_MAX_BATCH];
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = (void *)dgrams[i].buffer;
+        vectors[i].iov_len = dgrams[i].length;
+        memset(&headers[i], 0, sizeof(headers[i]));
+        headers[i].msg_hdr.msg_iov = &vectors[i];
+        headers[i].msg_hdr.msg_iovlen = 1;
+        if (dgrams[i].address != NULL) {
+            headers[i].msg_hdr.msg_name = (void *)dgrams[i].address;
+            headers[i].msg_hdr.msg_namelen = dgrams[i].address->ss_family == AF_INET6
+                ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        }
+    }
+    return sendmmsg(fd, headers, count, flags);
+}
+
+int64_t routerd_socket_drops(int fd) {
+    uint32_t meminfo[SK_MEMINFO_VARS];
+    socklen_t length = sizeof(meminfo);
+    memset(meminfo, 0, sizeof(meminfo));
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) != 0) return -1;
+    if (length < sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1)) return -1;
+    return (int64_t)meminfo[SK_MEMINFO_DROPS];
+}
+
+int routerd_msg_waitforone(void) { return MSG_WAITFORONE; }
+int routerd_so_reuseport(void) { return SO_REUSEPORT; }
+int routerd_so_rcvbufforce(void) { return SO_RCVBUFFORCE; }
+
+#include <pthread.h>
+void routerd_set_thread_name(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, 15);
+    truncated[15] = 0;
+    pthread_setname_np(pthread_self(), truncated);
+}

@@ -1,0 +1,232 @@
+import CRouterShims
+import Logging
+public import Router
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `udp`: receives JSON log entries as UDP datagrams, in batches of one recvmmsg(2) call each.
+///
+/// Each worker owns a socket (SO_REUSEPORT shares the port among them) and a thread that reads up to
+/// `read_batch_count` datagrams per system call straight into preallocated buffers, copies them into one batch
+/// (dropping a trailing LF or CRLF) and runs the graph on it. No per-datagram allocation, lock or async hop.
+///
+/// SwiftNIO's datagram channel was measured first on this machine class (../shared/PERFORMANCE.md): it costs about
+/// 1.4 µs per datagram in pipeline overhead, more than validation and writing together, so the receive loop uses
+/// recvmmsg directly through a three-function C shim.
+public final class UDPInput: InputStage {
+    /// The `udp` declaration.
+    public static let declaration = StageDeclaration(
+        type: "udp",
+        summary: "Receives JSON log entries as UDP datagrams (recvmmsg batches, SO_REUSEPORT workers).",
+        options: [
+            OptionDeclaration(
+                "address", .string, .defaultValue(.string("0.0.0.0")),
+                "Address to bind: an IPv4 or IPv6 literal or a host name. `0.0.0.0` listens on every IPv4 interface."),
+            OptionDeclaration(
+                "port", .integer(0...65535), .defaultValue(.integer(5514)),
+                "UDP port to bind; 0 picks a free port, logged in the `listening` line."),
+            OptionDeclaration(
+                "receive_buffer_bytes", .size(4096...(1 << 30)), .defaultValue(.size(4 * 1024 * 1024)),
+                "SO_RCVBUF: how much the kernel queues while routerd is busy. Too small and bursts are dropped by the "
+                    + "kernel (counted as kernel_drops). Above net.core.rmem_max it needs root (SO_RCVBUFFORCE); "
+                    + "the granted size is logged, with a warning when it is less than asked."),
+            OptionDeclaration(
+                "send_buffer_bytes", .size(4096...(1 << 30)), .defaultValue(.size(1024 * 1024)),
+                "SO_SNDBUF of the same socket, which sends acks. Too small and acks are dropped under load "
+                    + "(counted as replies_failed)."),
+            OptionDeclaration(
+                "max_datagram_bytes", .size(64...65536), .defaultValue(.size(65536)),
+                "Largest datagram kept whole. A larger one is counted as truncated and marked so that validate_json "
+                    + "sends it to `invalid` with the reason truncated; it is never passed on as if whole."),
+            OptionDeclaration(
+                "read_batch_count", .integer(1...1024), .defaultValue(.integer(64)),
+                "Most datagrams read by one recvmmsg call, which is one batch through the graph. Each slot reserves "
+                    + "max_datagram_bytes of address space (touched only as datagrams fill it)."),
+            OptionDeclaration(
+                "workers", .integer(1...64), .defaultValue(.integer(1)),
+                "Sockets (and threads) on the same port with SO_REUSEPORT; the kernel spreads senders over them. "
+                    + "More than the number of cores only adds contention."),
+            OptionDeclaration(
+                "one_way", .bool, .defaultValue(.bool(false)),
+                "Data-diode mode: this socket never sends anything. The config check refuses an `ack` downstream."),
+        ],
+        counters: [
+            CounterDeclaration("datagrams", "Datagrams received."),
+            CounterDeclaration("bytes", "Bytes received (before a trailing newline is removed)."),
+            CounterDeclaration(
+                "truncated", "Datagrams larger than max_datagram_bytes (kept as truncated, sent to `invalid`)."),
+            CounterDeclaration(
+                "kernel_drops", "Datagrams the kernel dropped for these sockets because the receive buffer was full."),
+            CounterDeclaration("receive_errors", "recvmmsg calls that failed with an error other than a timeout."),
+            CounterDeclaration("replies_sent", "Replies (acks) sent from these sockets."),
+            CounterDeclaration("replies_failed", "Replies the kernel refused (full send buffer, unreachable sender)."),
+        ],
+        canReply: { options in !((try? options.bool("one_way")) ?? false) }
+    )
+
+    private let sockets: [UDPSocket]
+    private let maxDatagramBytes: Int
+    private let readBatchCount: Int
+    private let oneWay: Bool
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let datagrams: Counter
+    private let bytes: Counter
+    private let truncated: Counter
+    private let kernelDrops: Counter
+    private let receiveErrors: Counter
+
+    /// Binds the sockets and logs `listening` with the bound address.
+    public init(context: StageContext) throws {
+        let options = context.options
+        let host = try options.string("address")
+        let port = try options.integer("port")
+        let workers = try options.integer("workers")
+        let receiveBuffer = try options.size("receive_buffer_bytes")
+        let sendBuffer = try options.size("send_buffer_bytes")
+        maxDatagramBytes = try options.size("max_datagram_bytes")
+        readBatchCount = try options.integer("read_batch_count")
+        oneWay = try options.bool("one_way")
+        logger = context.logger
+        var sockets: [UDPSocket] = []
+        var boundPort = port
+        for _ in 0..<workers {
+            let socket = try UDPSocket(
+                host: host, port: boundPort, reusePort: workers > 1, receiveBufferBytes: receiveBuffer,
+                sendBufferBytes: sendBuffer, counters: context.counters, logger: context.logger)
+            boundPort = Int(socket.boundAddress.port)
+            sockets.append(socket)
+        }
+        self.sockets = sockets
+        datagrams = context.counters.counter("datagrams")
+        bytes = context.counters.counter("bytes")
+        truncated = context.counters.counter("truncated")
+        kernelDrops = context.counters.counter("kernel_drops")
+        receiveErrors = context.counters.counter("receive_errors")
+        guard let first = sockets.first else { throw StageError("workers must be at least 1") }
+        let granted = first.effectiveReceiveBufferBytes
+        logger.info(
+            "listening",
+            metadata: [
+                "address": "\(first.boundAddress)", "workers": "\(workers)",
+                "receive_buffer_bytes": "\(granted)", "send_buffer_bytes": "\(first.effectiveSendBufferBytes)",
+                "one_way": "\(oneWay)",
+            ])
+        if granted < receiveBuffer {
+            logger.warning(
+                "the kernel granted a smaller receive buffer than asked; raise net.core.rmem_max or run as root",
+                metadata: ["requested_bytes": "\(receiveBuffer)", "granted_bytes": "\(granted)"])
+        }
+    }
+
+    /// Reads until stopped, one thread per socket, then drains what the kernel still holds.
+    public func run(_ emitter: InputEmitter) throws {
+        var helpers: [WorkerThread] = []
+        for socket in sockets.dropFirst() {
+            let thread = WorkerThread(name: "udp-worker") { [self] in self.receiveLoop(socket, emitter) }
+            try thread.start()
+            helpers.append(thread)
+        }
+        if let first = sockets.first { receiveLoop(first, emitter) }
+        for thread in helpers { thread.join() }
+    }
+
+    /// Asks every receive loop to finish; each drains its socket first.
+    public func requestStop() {
+        stopping.store(true, ordering: .relaxed)
+    }
+
+    private func receiveLoop(_ socket: UDPSocket, _ emitter: InputEmitter) {
+        let slotCount = readBatchCount
+        let capacity = maxDatagramBytes
+        let arena = UnsafeMutableRawPointer.allocate(byteCount: slotCount * capacity, alignment: 16)
+        let slots = UnsafeMutablePointer<routerd_dgram>.allocate(capacity: slotCount)
+        defer {
+            slots.deallocate()
+            arena.deallocate()
+        }
+        for index in 0..<slotCount {
+            (slots + index).initialize(
+                to: routerd_dgram(
+                    buffer: arena + index * capacity, capacity: capacity, address: sockaddr_storage(), length: 0,
+                    truncated: 0))
+        }
+        let replyChannel: (any ReplyChannel)? = oneWay ? nil : socket
+        var lastDrops = socket.kernelDrops ?? 0
+        var lastDropCheck = monotonicNanos()
+        var draining = false
+        while true {
+            let flags = draining ? Int32(MSG_DONTWAIT) : routerd_msg_waitforone()
+            let received = Int(routerd_recv_batch(socket.descriptor, slots, UInt32(slotCount), flags))
+            if received > 0 {
+                emitter.emit(makeBatch(slots, count: received, replyChannel: replyChannel))
+            } else if received < 0 {
+                let code = errno
+                if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
+                    receiveErrors.add()
+                    logger.error("receive failed", metadata: ["error": "\(Errno.text(code))"])
+                    usleep(10_000)
+                }
+            }
+            let now = monotonicNanos()
+            if now - lastDropCheck > 500_000_000 || (received <= 0 && stopping.load(ordering: .relaxed)) {
+                lastDropCheck = now
+                if let drops = socket.kernelDrops, drops > lastDrops {
+                    kernelDrops.add(drops - lastDrops)
+                    lastDrops = drops
+                }
+            }
+            if draining {
+                if received <= 0 { return }
+            } else if stopping.load(ordering: .relaxed) {
+                // Stop intake: what the kernel already holds is still read (without waiting) and emitted.
+                draining = true
+            }
+        }
+    }
+
+    private func makeBatch(_ slots: UnsafeMutablePointer<routerd_dgram>, count: Int, replyChannel: (any ReplyChannel)?)
+        -> Batch
+    {
+        var total = 0
+        var receivedBytes = 0
+        var truncatedCount = 0
+        for index in 0..<count {
+            total += slots[index].length
+        }
+        var batch = Batch(replyChannel: replyChannel, receivedAtNanos: wallClockNanos())
+        batch.bytes.reserveCapacity(total)
+        batch.events.reserveCapacity(count)
+        for index in 0..<count {
+            let slot = slots[index]
+            receivedBytes += slot.length
+            var length = slot.length
+            let isTruncated = slot.truncated != 0
+            if isTruncated { truncatedCount += 1 }
+            // Drop one trailing LF or CRLF, so that senders that end datagrams with a newline never make blank lines.
+            if !isTruncated, length > 0, let buffer = slot.buffer {
+                let raw = buffer.assumingMemoryBound(to: UInt8.self)
+                if raw[length - 1] == 0x0A {
+                    length -= 1
+                    if length > 0 && raw[length - 1] == 0x0D { length -= 1 }
+                }
+            }
+            let start = Int32(batch.bytes.count)
+            if let buffer = slot.buffer, length > 0 {
+                batch.bytes.append(
+                    contentsOf: UnsafeRawBufferPointer(start: buffer, count: length).assumingMemoryBound(to: UInt8.self))
+            }
+            batch.events.append(
+                Event(
+                    start: start, count: Int32(length), sender: SenderAddress(slot.address),
+                    flags: isTruncated ? .truncated : []))
+        }
+        datagrams.add(count)
+        bytes.add(receivedBytes)
+        if truncatedCount > 0 { truncated.add(truncatedCount) }
+        return batch
+    }
+}

@@ -1,0 +1,55 @@
+/// Where a stage sits in the graph.
+public enum StageRole: String, Sendable, CaseIterable {
+    /// Receives entries from outside (config section `inputs`).
+    case input
+    /// Routes or changes entries (config section `filters`).
+    case filter
+    /// Writes entries somewhere (config section `outputs`).
+    case output
+
+    /// The config section that holds stages of this role.
+    public var section: String { rawValue + "s" }
+}
+
+/// Everything routerd knows about a stage kind, declared once by the kind.
+///
+/// Validation, defaults, `routerd stages`, docs/stages.md and the counters shown in `/stats` and `/metrics` all
+/// come from this value; nothing about an option is written twice.
+public struct StageDeclaration: Sendable {
+    /// The `type:` name in configs, snake_case.
+    public var type: String
+    /// One line saying what it does.
+    public var summary: String
+    /// The options the kind takes (the runtime adds `inputs`, and for outputs the queue options, itself).
+    public var options: [OptionDeclaration]
+    /// Ports besides the default one.
+    public var ports: [PortDeclaration]
+    /// Counters besides the standard ones.
+    public var counters: [CounterDeclaration]
+    /// For filters such as `ack`: every input upstream must be able to send replies, checked before start.
+    public var needsReplyChannel: Bool
+    /// For inputs: whether, with these options, the input can send replies (a `one_way` udp input cannot).
+    public var canReply: @Sendable (StageOptions) -> Bool
+
+    /// Declares a stage kind.
+    public init(
+        type: String,
+        summary: String,
+        options: [OptionDeclaration] = [],
+        ports: [PortDeclaration] = [],
+        counters: [CounterDeclaration] = [],
+        needsReplyChannel: Bool = false,
+        canReply: @escaping @Sendable (StageOptions) -> Bool = { _ in false }
+    ) {
+        self.type = type
+        self.summary = summary
+        self.options = options
+        self.ports = ports
+        self.counters = counters
+        self.needsReplyChannel = needsReplyChannel
+        self.canReply = canReply
+    }
+
+    /// Port names in index order: the default port (the stage's own name, shown as `default`) first.
+    public var portNames: [String] { ["default"] + ports.map(\.name) }
+}

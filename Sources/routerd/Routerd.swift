@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Router
+import ServiceLifecycle
+
+@main
+struct Routerd: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "routerd",
+        abstract: "A YAML-configured log router: JSON entries over UDP, through filters, to outputs.",
+        version: version,
+        subcommands: [RunCommand.self, ValidateCommand.self, StagesCommand.self, GraphCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// Options shared by every command that reads a config.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .customLong("config")], help: "The config file (YAML).")
+    var config: String
+
+    func loadPlan(registry: StageRegistry) throws -> RouterPlan {
+        do {
+            return try RouterConfig.load(
+                path: config, environment: ProcessInfo.processInfo.environment, registry: registry)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the router (the default command): routerd -c router.yaml")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let registry = try BuiltinStages.registry()
+        let plan = try options.loadPlan(registry: registry)
+        let levelName = (try? plan.globals.string("log_level")) ?? "info"
+        let level = Logger.Level(rawValue: levelName) ?? .info
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        var logger = Logger(label: "routerd")
+        logger.logLevel = level
+        let router: Router
+        do {
+            router = try Router(plan: plan, logger: logger)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+        let timeout = (try? plan.globals.duration("shutdown_timeout")) ?? .seconds(30)
+        let service = RouterService(router: router, logger: logger, shutdownTimeout: timeout)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check a config and print every error; exit 1 when there are any.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let plan = try options.loadPlan(registry: try BuiltinStages.registry())
+        let counts = StageRole.allCases.map { role in
+            "\(plan.stages.filter { $0.kind.role == role }.count) \(role.section)"
+        }
+        print("\(options.config): ok (\(counts.joined(separator: ", ")))")
+    }
+}
+
+struct StagesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stages", abstract: "List every registered stage kind with its options.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json, markdown
+    }
+
+    @Option(help: "Output format: text, json or markdown (docs/stages.md).")
+    var format: Format = .text
+
+    func run() throws {
+        let registry = try BuiltinStages.registry()
+        switch format {
+        case .text: print(StageReference.text(registry), terminator: "")
+        case .json: print(StageReference.json(registry), terminator: "")
+        case .markdown: print(StageReference.markdown(registry), terminator: "")
+        }
+    }
+}
+
+struct GraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graph", abstract: "Print a config's checked graph.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, dot
+    }
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Output format: text or dot (Graphviz).")
+    var format: Format = .text
+
+    func run() throws {
+        let plan = try options.loadPlan(registry: try BuiltinStages.registry())
+        print(format == .dot ? GraphRender.dot(plan) : GraphRender.text(plan), terminator: "")
+    }
+}
