@@ -137,8 +137,14 @@ private struct GraphChecker {
                 continue
             }
             declaredStage.kind = kind
+            let errorsBefore = diagnostics.count
             declaredStage.options = checkOptions(
                 stage.value, declarations: kind.options, path: path, at: stage.keyLocation, skipping: ["type"])
+            if diagnostics.count == errorsBefore {
+                for message in kind.declaration.check(declaredStage.options) {
+                    error(message, at: stage.keyLocation, path: path)
+                }
+            }
             if role != .input, let inputs = fields.first(where: { $0.key == "inputs" }),
                 case .sequence(let items) = inputs.value.kind
             {

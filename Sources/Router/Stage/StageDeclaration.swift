@@ -30,6 +30,9 @@ public struct StageDeclaration: Sendable {
     public var needsReplyChannel: Bool
     /// For inputs: whether, with these options, the input can send replies (a `one_way` udp input cannot).
     public var canReply: @Sendable (StageOptions) -> Bool
+    /// Checks between options that one option's type cannot express (`levels` or `min_level`, not both);
+    /// returns one message per problem, reported at the stage's position in the config.
+    public var check: @Sendable (StageOptions) -> [String]
 
     /// Declares a stage kind.
     public init(
@@ -39,7 +42,8 @@ public struct StageDeclaration: Sendable {
         ports: [PortDeclaration] = [],
         counters: [CounterDeclaration] = [],
         needsReplyChannel: Bool = false,
-        canReply: @escaping @Sendable (StageOptions) -> Bool = { _ in false }
+        canReply: @escaping @Sendable (StageOptions) -> Bool = { _ in false },
+        check: @escaping @Sendable (StageOptions) -> [String] = { _ in [] }
     ) {
         self.type = type
         self.summary = summary
@@ -48,6 +52,7 @@ public struct StageDeclaration: Sendable {
         self.counters = counters
         self.needsReplyChannel = needsReplyChannel
         self.canReply = canReply
+        self.check = check
     }
 
     /// Port names in index order: the default port (the stage's own name, shown as `default`) first.

@@ -1,0 +1,35 @@
+# routerd: `make run` starts the stock config, `make test` runs every test and the format lint.
+SWIFT ?= swift
+CONFIG ?= examples/router.yaml
+
+.PHONY: all deps build release run test lint docs clean
+
+all: build
+
+# libyaml (and pkg-config, which SwiftPM uses to find it) must be present before anything builds.
+deps:
+	@./scripts/ensure-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product routerd
+
+run: release
+	$(SWIFT) run -c release routerd -c $(CONFIG)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(MAKE) lint
+
+lint:
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+
+# Regenerates docs/stages.md from the stage declarations (a test checks that it is current).
+docs: build
+	.build/debug/routerd stages --format markdown > docs/stages.md
+
+clean:
+	rm -rf .build

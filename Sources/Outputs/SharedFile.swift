@@ -1,0 +1,213 @@
+import Router
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Size-based rotation settings for one path.
+struct RotationPolicy: Equatable {
+    /// Rotate before a write would take the file past this many bytes.
+    var maxSize: Int
+    /// Archives kept: path.1 (newest) ... path.N.
+    var maxArchives: Int
+}
+
+/// One open file shared by every output that names its path: one writer per path.
+///
+/// Writes happen under the file's lock, one write(2) per call, always of whole lines, and rotation happens between
+/// writes under the same lock. So a `file` and a `rotating_file` on the same path never tear, lose or duplicate a
+/// line, and rotation is coordinated between them.
+final class SharedFile: @unchecked Sendable {
+    // Safe to share: every mutable field is only touched with `lock` held.
+    let path: String
+    private let lock = Mutex(())
+    private var descriptor: Int32 = -1
+    private var size = 0
+    private(set) var rotation: RotationPolicy?
+    private var users = 0
+    private(set) var rotations = 0
+
+    fileprivate init(path: String) {
+        self.path = path
+    }
+
+    /// Opens the file (making its directory) if it is not open; throws with the system's reason.
+    private func openIfNeeded() throws {
+        guard descriptor < 0 else { return }
+        try SharedFile.makeDirectories(for: path)
+        let opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard opened >= 0 else {
+            throw StageError("cannot open '\(path)': \(FileDescriptorWriter.describe(errno))")
+        }
+        var status = stat()
+        fstat(opened, &status)
+        descriptor = opened
+        size = Int(status.st_size)
+    }
+
+    /// Writes whole lines (each ending in LF), rotating between lines when the policy says so.
+    /// Returns the number of rotations done. Throws when the file cannot be opened or written.
+    func append(_ bytes: UnsafeRawBufferPointer, fsync sync: Bool) throws -> Int {
+        try lock.withLock { _ in
+            try openIfNeeded()
+            var rotated = 0
+            var offset = 0
+            while offset < bytes.count {
+                var end = bytes.count
+                if let rotation, size + (end - offset) > rotation.maxSize {
+                    // Take as many whole lines as fit; at least one line when the file is empty.
+                    let room = rotation.maxSize - size
+                    var cut = offset
+                    var index = offset
+                    while index < bytes.count {
+                        if bytes[index] == 0x0A {
+                            if index + 1 - offset > room { break }
+                            cut = index + 1
+                        }
+                        index += 1
+                    }
+                    if cut == offset {
+                        if size > 0 {
+                            try rotateLocked(rotation)
+                            rotated += 1
+                            continue
+                        }
+                        // A single line longer than max_size: write it whole, alone in its file.
+                        cut = index < bytes.count ? index + 1 : bytes.count
+                    }
+                    end = cut
+                }
+                let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
+                if let code = FileDescriptorWriter.writeAll(descriptor, chunk) {
+                    throw StageError("cannot write '\(path)': \(FileDescriptorWriter.describe(code))")
+                }
+                size += chunk.count
+                offset = end
+                if let rotation, size >= rotation.maxSize, offset < bytes.count {
+                    try rotateLocked(rotation)
+                    rotated += 1
+                }
+            }
+            if sync && fsync(descriptor) != 0 {
+                throw StageError("cannot fsync '\(path)': \(FileDescriptorWriter.describe(errno))")
+            }
+            rotations += rotated
+            return rotated
+        }
+    }
+
+    private func rotateLocked(_ rotation: RotationPolicy) throws {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+        // Remove archives past the limit (also those left by an earlier, larger max_archives).
+        var extra = rotation.maxArchives + 1
+        while access("\(path).\(extra)", F_OK) == 0 {
+            unlink("\(path).\(extra)")
+            extra += 1
+        }
+        if rotation.maxArchives == 0 {
+            unlink(path)
+        } else {
+            unlink("\(path).\(rotation.maxArchives)")
+            var index = rotation.maxArchives - 1
+            while index >= 1 {
+                rename("\(path).\(index)", "\(path).\(index + 1)")
+                index -= 1
+            }
+            if rename(path, "\(path).1") != 0 && errno != ENOENT {
+                throw StageError("cannot rotate '\(path)': \(FileDescriptorWriter.describe(errno))")
+            }
+        }
+        size = 0
+        try openIfNeeded()
+    }
+
+    fileprivate func retain(rotation newRotation: RotationPolicy?, by stage: String) throws {
+        try lock.withLock { _ in
+            if let newRotation {
+                if let rotation, rotation != newRotation {
+                    throw StageError(
+                        "'\(path)' is also written by another rotating_file with max_size "
+                            + "\(Units.formatSize(rotation.maxSize)) and max_archives \(rotation.maxArchives); "
+                            + "outputs that share a path must rotate it the same way")
+                }
+                rotation = newRotation
+            }
+            users += 1
+        }
+    }
+
+    /// Drops one user; the last one closes the file. Returns true when the file was closed.
+    fileprivate func releaseUser() -> Bool {
+        lock.withLock { _ in
+            users -= 1
+            guard users == 0 else { return false }
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+            return true
+        }
+    }
+
+    /// Makes the directory that holds `path`, and its parents.
+    static func makeDirectories(for path: String) throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let directory = String(path[..<slash])
+        var current = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw StageError("cannot create directory '\(current)': \(FileDescriptorWriter.describe(errno))")
+            }
+        }
+    }
+}
+
+/// The process-wide table of shared files, by absolute path.
+enum SharedFiles {
+    private static let table = Mutex<[String: SharedFile]>([:])
+
+    /// The shared file for `path`, registering one more user (and its rotation, if any).
+    static func acquire(path: String, rotation: RotationPolicy?, stage: String) throws -> SharedFile {
+        let key = absolute(path)
+        let file = table.withLock { table in
+            if let existing = table[key] { return existing }
+            let created = SharedFile(path: path)
+            table[key] = created
+            return created
+        }
+        try file.retain(rotation: rotation, by: stage)
+        return file
+    }
+
+    /// Drops one user of the file; the last one closes it.
+    static func release(_ file: SharedFile) {
+        let key = absolute(file.path)
+        table.withLock { table in
+            if file.releaseUser() { table[key] = nil }
+        }
+    }
+
+    private static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return normalize(path) }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return normalize(cwd + "/" + path)
+    }
+
+    private static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." {
+                _ = parts.popLast()
+                continue
+            }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}
