@@ -120,6 +120,13 @@ private struct GraphChecker {
             var declaredStage = DeclaredStage(
                 name: stage.key, role: role, kind: nil, options: StageOptions(), upstreamNodes: [],
                 location: stage.keyLocation)
+            // Upstreams are read even when the stage itself is wrong, so that one mistake does not cascade into
+            // "not consumed" errors about the stages it reads from.
+            if role != .input, let inputs = fields.first(where: { $0.key == "inputs" }),
+                case .sequence(let items) = inputs.value.kind
+            {
+                declaredStage.upstreamNodes = items
+            }
             guard let typeEntry = fields.first(where: { $0.key == "type" }) else {
                 error("missing required option 'type'", at: stage.keyLocation, path: path)
                 result.append(declaredStage)
@@ -144,11 +151,6 @@ private struct GraphChecker {
                 for message in kind.declaration.check(declaredStage.options) {
                     error(message, at: stage.keyLocation, path: path)
                 }
-            }
-            if role != .input, let inputs = fields.first(where: { $0.key == "inputs" }),
-                case .sequence(let items) = inputs.value.kind
-            {
-                declaredStage.upstreamNodes = items
             }
             result.append(declaredStage)
         }
@@ -243,6 +245,9 @@ private struct GraphChecker {
         for (index, stage) in declared.enumerated() where stage.role != .input {
             for node in stage.upstreamNodes {
                 guard case .scalar(let reference) = node.kind else { continue }
+                if let name = reference.split(separator: ".").first.map(String.init), byName[name] != nil {
+                    consumed.insert(name)
+                }
                 if let upstream = resolve(reference, at: node.location, from: stage, declared: declared, byName: byName)
                 {
                     if upstreams[index].contains(upstream) {
