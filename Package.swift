@@ -76,7 +76,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: strictSettings),
-        .testTarget(name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "CRouterShims"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "CRouterShims"],
+            swiftSettings: strictSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["Router", "CRouterShims"], swiftSettings: strictSettings),
     ]
 )

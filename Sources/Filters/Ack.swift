@@ -14,7 +14,7 @@ public final class Ack: FilterStage {
         options: [
             OptionDeclaration(
                 "levels", .list(.oneOf(Level.acceptedNames)), .defaultValue(.list([.string("ERROR")])),
-                "Levels whose entries are acknowledged (entries without a sequence never are)."),
+                "Levels whose entries are acknowledged (entries without a sequence never are).")
         ],
         counters: [
             CounterDeclaration("acks_sent", "Positive acknowledgements sent."),

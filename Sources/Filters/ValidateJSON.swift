@@ -17,10 +17,11 @@ public final class ValidateJSON: FilterStage {
         options: [
             OptionDeclaration(
                 "require", .list(.string),
-                .defaultValue(.list(["timestamp", "sequence", "app", "level", "message", "host"].map(OptionValue.string))),
+                .defaultValue(
+                    .list(["timestamp", "sequence", "app", "level", "message", "host"].map(OptionValue.string))),
                 "Top-level fields every entry must have (at most 64). `sequence` also accepts `seq`, `host` also "
                     + "`hostname`. Known fields must have their type: level, host, app, message, timestamp strings; "
-                    + "sequence an integer. An empty list checks only that the entry is a JSON object."),
+                    + "sequence an integer. An empty list checks only that the entry is a JSON object.")
         ],
         ports: [PortDeclaration("invalid", "Entries refused, each with its reason (see the invalid counter).")],
         counters: [CounterDeclaration("invalid", label: "reason", values: reasons, "Entries refused, by reason.")],
@@ -68,7 +69,9 @@ public final class ValidateJSON: FilterStage {
                     let index = Int(problem.rawValue)
                     event.reason = reasonIDs[index]
                     event.reasonOffset = result.problemOffset
-                    if problem == .missingField, result.problemField >= 0, Int(result.problemField) < required.names.count {
+                    if problem == .missingField, result.problemField >= 0,
+                        Int(result.problemField) < required.names.count
+                    {
                         event.detail = Int32(details.count)
                         details.append("missing field '\(required.names[Int(result.problemField)])'")
                     } else if problem == .wrongType {

@@ -4,7 +4,7 @@ public import Router
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `udp`: receives JSON log entries as UDP datagrams, in batches of one recvmmsg(2) call each.
@@ -217,7 +217,8 @@ public final class UDPInput: InputStage {
             let start = Int32(batch.bytes.count)
             if let buffer = slot.buffer, length > 0 {
                 batch.bytes.append(
-                    contentsOf: UnsafeRawBufferPointer(start: buffer, count: length).assumingMemoryBound(to: UInt8.self))
+                    contentsOf: UnsafeRawBufferPointer(start: buffer, count: length).assumingMemoryBound(to: UInt8.self)
+                )
             }
             batch.events.append(
                 Event(

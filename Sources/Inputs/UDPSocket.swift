@@ -3,7 +3,7 @@ import Logging
 import Router
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A bound UDP socket: receives in batches (recvmmsg) and sends replies from the same address.

@@ -30,7 +30,8 @@ public final class RotatingFileOutput: OutputStage {
                 "Write when this many entries are buffered. Larger means fewer writes and more entries at risk if "
                     + "the machine (not routerd: it flushes on shutdown) dies."),
             OptionDeclaration(
-                "flush_interval", .duration(.milliseconds(1)...(.seconds(86400))), .defaultValue(.duration(.seconds(5))),
+                "flush_interval", .duration(.milliseconds(1)...(.seconds(86400))),
+                .defaultValue(.duration(.seconds(5))),
                 "Write when the oldest buffered entry is this old, however few there are."),
             OptionDeclaration(
                 "max_size", .size(1...(1 << 50)), .defaultValue(.size(100_000_000)),

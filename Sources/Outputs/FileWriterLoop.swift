@@ -2,7 +2,7 @@ import Logging
 import Router
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How a file output turns events into lines.
@@ -129,7 +129,8 @@ struct FileWriterLoop {
             }
             context.counters.dropped(dropped, reason: "held_full")
             context.logger.error(
-                "dropped held entries while writes fail", metadata: ["path": "\(file.path)", "events_lost": "\(dropped)"])
+                "dropped held entries while writes fail",
+                metadata: ["path": "\(file.path)", "events_lost": "\(dropped)"])
         }
     }
 

@@ -2,7 +2,7 @@ import Router
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Size-based rotation settings for one path.

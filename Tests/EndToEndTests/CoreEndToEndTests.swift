@@ -32,17 +32,17 @@ struct CoreEndToEndTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("router.yaml").path
         try """
-            inputs:
-              udp_in: { type: udp, port: 99999 }
-            filters:
-              errors: { type: match_levl, inputs: [udp_in] }
-            outputs:
-              archive:
-                type: rotating_file
-                inputs: [udp_inn]
-                path: /tmp/x.log
-                max_sise: 10MiB
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        inputs:
+          udp_in: { type: udp, port: 99999 }
+        filters:
+          errors: { type: match_levl, inputs: [udp_in] }
+        outputs:
+          archive:
+            type: rotating_file
+            inputs: [udp_inn]
+            path: /tmp/x.log
+            max_sise: 10MiB
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         let result = try runRouterd(["validate", "-c", path])
         #expect(result.status != 0)
         let expected = """
@@ -124,6 +124,8 @@ struct CoreEndToEndTests {
         let routerd = try RouterdProcess(config: config, directory: directory)
         let status = try routerd.waitForExit()
         #expect(status == 1)
-        #expect(routerd.logLines.joined().contains("error: inputs.udp_in: cannot start: cannot bind UDP 127.0.0.1:\(taken)"))
+        #expect(
+            routerd.logLines.joined().contains("error: inputs.udp_in: cannot start: cannot bind UDP 127.0.0.1:\(taken)")
+        )
     }
 }

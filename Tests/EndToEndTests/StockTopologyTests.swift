@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The stock config (examples/router.yaml) run by the real binary.
@@ -14,7 +14,9 @@ struct StockTopologyTests {
     }
 
     func startStock(_ directory: URL, environment: [String: String] = [:]) throws -> (RouterdProcess, UInt16) {
-        var env = ["SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", "LOG_DIR": directory.appendingPathComponent("logs").path]
+        var env = [
+            "SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", "LOG_DIR": directory.appendingPathComponent("logs").path,
+        ]
         env.merge(environment) { $1 }
         let routerd = try RouterdProcess(config: Self.stockConfig, directory: directory, environment: env)
         return (routerd, try routerd.listeningPort(stage: "udp_in"))
@@ -61,7 +63,8 @@ struct StockTopologyTests {
     @Test func stock_errorIsOnDiskAndAckedBeforeEarlierBufferedEntriesAreFlushed() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (routerd, port) = try startStock(directory, environment: ["FLUSH_COUNT": "100000", "FLUSH_TIMEOUT_SEC": "3600"])
+        let (routerd, port) = try startStock(
+            directory, environment: ["FLUSH_COUNT": "100000", "FLUSH_TIMEOUT_SEC": "3600"])
         let client = try UDPClient()
         let log = directory.appendingPathComponent("logs/server.log")
         for sequence in 1...50 { client.send(seedEntry(sequence: sequence, level: "INFO"), port: port) }
@@ -84,13 +87,16 @@ struct StockTopologyTests {
         // A regular file where the log directory should be: ENOTDIR, even for root.
         let blocker = directory.appendingPathComponent("blocker")
         _ = FileManager.default.createFile(atPath: blocker.path, contents: Data("x".utf8))
-        let (routerd, port) = try startStock(directory, environment: ["LOG_DIR": blocker.appendingPathComponent("logs").path])
+        let (routerd, port) = try startStock(
+            directory, environment: ["LOG_DIR": blocker.appendingPathComponent("logs").path])
         let client = try UDPClient()
         client.send(seedEntry(sequence: 7, level: "ERROR"), port: port)
         let reply = try #require(client.receive(timeout: 10))
         #expect(reply.hasPrefix("{\"ack\":false,\"sequence\":7,\"status\":\"failed\",\"reason\":\""))
         #expect(reply.contains("Not a directory"))
-        #expect(try routerd.waitForLog("write failed; holding entries and retrying").first?["stage"] as? String == "errors_now")
+        #expect(
+            try routerd.waitForLog("write failed; holding entries and retrying").first?["stage"] as? String
+                == "errors_now")
         #expect(try routerd.terminate() == 0)
         #expect(!routerd.logs("stopping with entries that could not be written").isEmpty)
     }
@@ -112,7 +118,9 @@ struct StockTopologyTests {
         #expect(try routerd.terminate() == 0)
         let deadLetters = fileLines(directory.appendingPathComponent("logs/dead-letter.log"))
         let reasons = deadLetters.compactMap { line -> String? in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                return nil
+            }
             return object["reason"] as? String
         }
         #expect(reasons == ["not_utf8", "not_json", "not_object", "missing_field", "wrong_type", "truncated"])

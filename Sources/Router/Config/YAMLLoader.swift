@@ -188,7 +188,7 @@ extension YAMLLoader {
         defer { yaml_parser_delete(parser) }
         // A trailing NUL keeps the buffer non-empty (libyaml rejects a null input pointer); it is not passed on.
         let bytes = Array(source.text.utf8) + [0]
-        return bytes.withUnsafeBufferPointer { buffer in
+        return bytes.withUnsafeBufferPointer { buffer -> Result<EventStream, Diagnostic> in
             yaml_parser_set_input_string(parser, buffer.baseAddress, buffer.count - 1)
             var stream = EventStream()
             var documents = 0
@@ -278,7 +278,7 @@ extension YAMLLoader {
                 column: Int(parser.problem_mark.column) + 1)
             if isTab(at: location, in: source) {
                 return source.diagnostic(
-                    "tab character found where YAML expects indentation or a value; indent with spaces, not tabs",
+                    "tab characters cannot be used for indentation in YAML; indent with spaces",
                     at: location, path: nil)
             }
             guard let context = parser.context.map({ String(cString: $0) }) else {
@@ -321,6 +321,10 @@ private struct TreeBuilder {
     let events: [YAMLEvent]
     var position = 0
     var anchors: [String: ConfigNode] = [:]
+    /// Anchors whose node is still being built; an alias to one of them would be recursive.
+    var openAnchors: Set<String> = []
+    /// Where the items of the most recently completed sequence were written (aliased items: at the alias).
+    var lastSequenceItemLocations: [SourceLocation] = []
     var diagnostics: [Diagnostic] = []
 
     init(source: ConfigSource, environment: [String: String], events: [YAMLEvent]) {
@@ -375,6 +379,11 @@ private struct TreeBuilder {
         let node: ConfigNode
         switch event.kind {
         case .alias(let name):
+            if openAnchors.contains(name) {
+                report("alias '*\(name)' refers to a node that contains it (recursive aliases are not supported)",
+                    at: event.location)
+                return nil
+            }
             guard let target = anchors[name] else {
                 report("undefined alias '*\(name)' (no anchor '&\(name)' is defined before it)", at: event.location)
                 return nil
@@ -383,14 +392,17 @@ private struct TreeBuilder {
         case .scalar(let text, let quoted):
             node = scalarNode(text, quoted: quoted, tag: tag, location: event.location, asKey: asKey)
         case .sequenceStart:
+            openAnchors.formUnion(event.anchor.map { [$0] } ?? [])
             node = ConfigNode(kind: .sequence(buildSequenceItems()), location: event.location)
         case .mappingStart:
+            openAnchors.formUnion(event.anchor.map { [$0] } ?? [])
             node = ConfigNode(kind: .mapping(buildMappingEntries()), location: event.location)
         case .documentStart, .documentEnd, .sequenceEnd, .mappingEnd:
             // libyaml's event stream is well formed, so a node never starts with these.
             return nil
         }
         if let anchor = event.anchor {
+            openAnchors.remove(anchor)
             anchors[anchor] = node
         }
         return node
@@ -456,11 +468,15 @@ private struct TreeBuilder {
 
     private mutating func buildSequenceItems() -> [ConfigNode] {
         var items: [ConfigNode] = []
+        var itemLocations: [SourceLocation] = []
         while !atEnd(of: { if case .sequenceEnd = $0 { true } else { false } }) {
+            let itemLocation = events[position].location
             if let item = buildNode(asKey: false) {
                 items.append(interpolated(item))
+                itemLocations.append(itemLocation)
             }
         }
+        lastSequenceItemLocations = itemLocations
         return items
     }
 
@@ -475,7 +491,7 @@ private struct TreeBuilder {
         while !atEnd(of: { if case .mappingEnd = $0 { true } else { false } }) {
             let keyLocation = events[position].location
             let keyNode = buildNode(asKey: true)
-            let valueLocation = position < events.count ? events[position].location : keyLocation
+            let valueEvent = position < events.count ? events[position] : nil
             let valueNode = buildNode(asKey: false)
             guard let keyNode, let key = checkedKey(keyNode, at: keyLocation) else {
                 continue
@@ -489,7 +505,12 @@ private struct TreeBuilder {
                 continue
             }
             if key == "<<" && !keyNode.isQuoted {
-                if let sources = mergeSources(valueNode, at: valueLocation) {
+                var itemLocations: [SourceLocation] = []
+                if case .sequenceStart = valueEvent?.kind {
+                    itemLocations = lastSequenceItemLocations
+                }
+                let valueLocation = valueEvent?.location ?? keyLocation
+                if let sources = mergeSources(valueNode, at: valueLocation, itemLocations: itemLocations) {
                     items.append(.merge(sources))
                 }
             } else {
@@ -512,16 +533,22 @@ private struct TreeBuilder {
     }
 
     /// The mappings a `<<` value merges in, in priority order; nil (after reporting) when the value is not usable.
-    private mutating func mergeSources(_ value: ConfigNode, at location: SourceLocation) -> [[ConfigEntry]]? {
+    ///
+    /// `location` is where the value is written and `itemLocations` where its items are written (empty when the
+    /// value is an alias: errors then point at the aliased node itself).
+    private mutating func mergeSources(
+        _ value: ConfigNode, at location: SourceLocation, itemLocations: [SourceLocation]
+    ) -> [[ConfigEntry]]? {
         let expected = "merge key '<<' expects a mapping or a list of mappings"
         switch value.kind {
         case .mapping(let entries):
             return [entries]
         case .sequence(let items):
             var sources: [[ConfigEntry]] = []
-            for item in items {
+            for (index, item) in items.enumerated() {
                 guard case .mapping(let entries) = item.kind else {
-                    report("\(expected), but this item is \(item.kindDescription)", at: item.location)
+                    let itemLocation = index < itemLocations.count ? itemLocations[index] : item.location
+                    report("\(expected), but this item is \(item.kindDescription)", at: itemLocation)
                     return nil
                 }
                 sources.append(entries)

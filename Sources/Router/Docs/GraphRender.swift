@@ -16,7 +16,8 @@ public enum GraphRender {
         var out = "digraph routerd {\n  rankdir=LR;\n"
         for stage in plan.stages {
             let shape = stage.kind.role == .input ? "invhouse" : stage.kind.role == .output ? "house" : "box"
-            out += "  \(JSONText.quoted(stage.name)) [shape=\(shape), label=\(JSONText.quoted(stage.name + "\n" + stage.kind.declaration.type))];\n"
+            out +=
+                "  \(JSONText.quoted(stage.name)) [shape=\(shape), label=\(JSONText.quoted(stage.name + "\n" + stage.kind.declaration.type))];\n"
         }
         for stage in plan.stages {
             for upstream in stage.upstreams {

@@ -45,8 +45,10 @@ public enum StageReference {
             }
             out += "],\"ports\":["
             let ports = [PortDeclaration("default", "The stage's main output.")] + kind.declaration.ports
-            out += ports.map { "{\"name\":\(JSONText.quoted($0.name)),\"description\":\(JSONText.quoted($0.description))}" }
-                .joined(separator: ",")
+            out += ports.map {
+                "{\"name\":\(JSONText.quoted($0.name)),\"description\":\(JSONText.quoted($0.description))}"
+            }
+            .joined(separator: ",")
             out += "],\"counters\":["
             out += (standardCounters(for: kind.role) + kind.declaration.counters).map { counter in
                 var text = "{\"name\":" + JSONText.quoted(counter.name)

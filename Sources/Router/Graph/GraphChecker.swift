@@ -28,7 +28,9 @@ public enum RouterConfig {
         if !checker.diagnostics.isEmpty {
             throw ConfigErrors(
                 checker.diagnostics.sorted {
-                    ($0.location?.line ?? 0, $0.location?.column ?? 0) < ($1.location?.line ?? 0, $1.location?.column ?? 0)
+                    ($0.location?.line ?? 0, $0.location?.column ?? 0) < (
+                        $1.location?.line ?? 0, $1.location?.column ?? 0
+                    )
                 })
         }
         return plan
@@ -133,7 +135,8 @@ private struct GraphChecker {
                 continue
             }
             guard case .scalar(let typeName) = typeEntry.value.kind else {
-                error("option 'type' must be a string, got \(OptionChecker.shape(typeEntry.value))",
+                error(
+                    "option 'type' must be a string, got \(OptionChecker.shape(typeEntry.value))",
                     at: typeEntry.value.location, path: path)
                 result.append(declaredStage)
                 continue
@@ -356,7 +359,9 @@ private struct GraphChecker {
         }
         let roleRank: [StageRole: Int] = [.input: 0, .filter: 1, .output: 2]
         return order.enumerated().sorted {
-            (roleRank[declared[$0.element].role] ?? 0, $0.offset) < (roleRank[declared[$1.element].role] ?? 0, $1.offset)
+            (roleRank[declared[$0.element].role] ?? 0, $0.offset) < (
+                roleRank[declared[$1.element].role] ?? 0, $1.offset
+            )
         }.map(\.element)
     }
 

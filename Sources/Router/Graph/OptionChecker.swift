@@ -5,7 +5,8 @@ enum OptionChecker {
         switch type {
         case .list(let element):
             guard case .sequence(let items) = node.kind else {
-                return .failure(OptionProblem(node.location, "must be a list, e.g. [\(example(element))], got \(shape(node))"))
+                return .failure(
+                    OptionProblem(node.location, "must be a list, e.g. [\(example(element))], got \(shape(node))"))
             }
             var values: [OptionValue] = []
             for item in items {

@@ -77,7 +77,8 @@ public enum RouterGlobals {
             .defaultValue(.string("info")),
             "Least severe level of routerd's own log lines (JSON on stderr)."),
         OptionDeclaration(
-            "shutdown_timeout", .duration(.milliseconds(100)...(.seconds(3600))), .defaultValue(.duration(.seconds(30))),
+            "shutdown_timeout", .duration(.milliseconds(100)...(.seconds(3600))),
+            .defaultValue(.duration(.seconds(30))),
             "Longest a graceful shutdown may take to drain queues and flush outputs; past it routerd logs what is "
                 + "still queued and exits 1."),
     ]

@@ -2,9 +2,9 @@ public import Logging
 internal import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// routerd's own log: one JSON object per line on stderr.

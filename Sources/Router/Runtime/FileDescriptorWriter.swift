@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writing whole buffers to file descriptors, and turning batches into lines.
@@ -37,7 +37,8 @@ extension Batch {
     public func appendLines(to buffer: inout [UInt8]) {
         bytes.withUnsafeBufferPointer { all in
             for event in events {
-                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: all[Int(event.start)..<Int(event.start + event.count)]))
+                buffer.append(
+                    contentsOf: UnsafeBufferPointer(rebasing: all[Int(event.start)..<Int(event.start + event.count)]))
                 buffer.append(0x0A)
             }
         }

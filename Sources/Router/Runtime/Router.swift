@@ -33,7 +33,8 @@ public final class Router: Sendable {
         var built: [Node] = []
         var failures: [Diagnostic] = []
         for (position, stage) in plan.stages.enumerated() {
-            let counters = StageCounters(stage: stage.name, type: stage.kind.declaration.type,
+            let counters = StageCounters(
+                stage: stage.name, type: stage.kind.declaration.type,
                 declaration: stage.kind.declaration)
             let health = StageHealth()
             var stageLogger = logger

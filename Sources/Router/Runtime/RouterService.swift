@@ -3,9 +3,9 @@ public import ServiceLifecycle
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs a ``Router`` as a swift-service-lifecycle service: starts it, waits for graceful shutdown (SIGTERM or

@@ -1,9 +1,9 @@
 import CRouterShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A named OS thread that runs one closure and can be joined.

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the package and the built `routerd` binary are.
@@ -88,7 +88,8 @@ final class RouterdProcess: @unchecked Sendable {
             if !process.isRunning { break }
             usleep(20_000)
         }
-        throw TestFailure("routerd did not log '\(message)' within \(timeout)s; stderr:\n" + logLines.joined(separator: "\n"))
+        throw TestFailure(
+            "routerd did not log '\(message)' within \(timeout)s; stderr:\n" + logLines.joined(separator: "\n"))
     }
 
     /// The port the named stage logged in its `listening` line.
@@ -96,7 +97,9 @@ final class RouterdProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             for line in logs("listening") where line["stage"] as? String == stage {
-                if let address = line["address"] as? String, let port = address.split(separator: ":").last.flatMap({ UInt16($0) }) {
+                if let address = line["address"] as? String,
+                    let port = address.split(separator: ":").last.flatMap({ UInt16($0) })
+                {
                     return port
                 }
             }
