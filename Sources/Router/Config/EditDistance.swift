@@ -26,7 +26,8 @@ public enum EditDistance {
         return previous[target.count]
     }
 
-    /// The closest candidate if it is close enough to be a likely typo (distance <= max(1, min(3, name.count / 3)) ), else nil.
+    /// The closest candidate if it is close enough to be a likely typo
+    /// (distance <= max(1, min(3, name.count / 3)) ), else nil.
     ///
     /// On a tie the candidate that comes first in `candidates` wins. A candidate equal to `name` has distance 0 and
     /// is returned, so callers should only ask about names they already know are unknown.

@@ -55,7 +55,8 @@ public enum Units {
         }
     }
 
-    /// "5s", "250ms", "1m", "2h", "1.5s", "100us", "0"; a bare number other than 0 is an error: "missing unit in '5' (use e.g. 5s or 250ms)".
+    /// "5s", "250ms", "1m", "2h", "1.5s", "100us", "0"; a bare number other than 0 is an error:
+    /// "missing unit in '5' (use e.g. 5s or 250ms)".
     ///
     /// Units are `ns`, `us`, `ms`, `s`, `m` (minutes) and `h`, case-insensitive. Errors: empty text, a sign, a
     /// malformed number, a missing or unknown unit, a fraction of a nanosecond, or more than `Int.max` nanoseconds.

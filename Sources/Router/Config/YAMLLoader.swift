@@ -1,11 +1,11 @@
 internal import CYAML
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Musl)
-internal import Musl
+    internal import Musl
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// Loads a config file written in YAML into a `ConfigNode` tree, collecting every problem as a `Diagnostic`.
@@ -24,6 +24,10 @@ internal import Darwin
 public enum YAMLLoader {
     /// The deepest nesting of sequences and mappings accepted, so that hostile input cannot exhaust the stack.
     static let maximumDepth = 128
+
+    /// The most nodes a document may amount to once aliases are expanded ("billion laughs" protection: the tree
+    /// shares aliased nodes, but code walking it would visit every expansion).
+    static let maximumExpandedNodes = 1_000_000
 
     /// The largest config file `load(path:environment:)` reads.
     static let maximumFileSize = 64 << 20
@@ -53,7 +57,8 @@ public enum YAMLLoader {
         return root
     }
 
-    /// Reads the file and parses it. A file that cannot be read is one diagnostic "path: error: cannot read config file: <strerror>".
+    /// Reads the file and parses it. A file that cannot be read is one diagnostic
+    /// "path: error: cannot read config file: <strerror>".
     ///
     /// The diagnostic for an unreadable file has a whole-file location (line 0), so it renders as
     /// `path: error: cannot read config file: No such file or directory`. Files over 64 MiB and files that are not
@@ -325,6 +330,12 @@ private struct TreeBuilder {
     var openAnchors: Set<String> = []
     /// Where the items of the most recently completed sequence were written (aliased items: at the alias).
     var lastSequenceItemLocations: [SourceLocation] = []
+    /// How many nodes the document amounts to so far, counting every alias as the full size of its target.
+    var expandedNodes = 0
+    /// The expanded size of each anchored node.
+    var anchorSizes: [String: Int] = [:]
+    /// Set once the expansion limit has been exceeded (reported once; further aliases are dropped).
+    var expansionLimitExceeded = false
     var diagnostics: [Diagnostic] = []
 
     init(source: ConfigSource, environment: [String: String], events: [YAMLEvent]) {
@@ -368,7 +379,8 @@ private struct TreeBuilder {
 
     /// Builds the node starting at the current event and consumes all of its events, even after an error.
     ///
-    /// Returns nil when the node is unusable (an undefined alias); the problem has been reported.
+    /// Returns nil when the node is unusable (an undefined or recursive alias, or one past the expansion limit); the
+    /// problem has been reported.
     mutating func buildNode(asKey: Bool) -> ConfigNode? {
         guard position < events.count else {
             return nil
@@ -376,16 +388,27 @@ private struct TreeBuilder {
         let event = events[position]
         position += 1
         let tag = checkedTag(event)
+        let sizeBefore = expandedNodes
+        expandedNodes += 1
         let node: ConfigNode
         switch event.kind {
         case .alias(let name):
             if openAnchors.contains(name) {
-                report("alias '*\(name)' refers to a node that contains it (recursive aliases are not supported)",
-                    at: event.location)
+                let message = "alias '*\(name)' refers to a node that contains it (recursive aliases are not supported)"
+                report(message, at: event.location)
                 return nil
             }
             guard let target = anchors[name] else {
                 report("undefined alias '*\(name)' (no anchor '&\(name)' is defined before it)", at: event.location)
+                return nil
+            }
+            expandedNodes += anchorSizes[name, default: 1] - 1
+            guard expandedNodes <= YAMLLoader.maximumExpandedNodes, !expansionLimitExceeded else {
+                if !expansionLimitExceeded {
+                    expansionLimitExceeded = true
+                    let limit = YAMLLoader.maximumExpandedNodes
+                    report("aliases expand the document to more than \(limit) nodes", at: event.location)
+                }
                 return nil
             }
             return target
@@ -404,6 +427,7 @@ private struct TreeBuilder {
         if let anchor = event.anchor {
             openAnchors.remove(anchor)
             anchors[anchor] = node
+            anchorSizes[anchor] = expandedNodes - sizeBefore
         }
         return node
     }
@@ -417,7 +441,8 @@ private struct TreeBuilder {
         if tag == "!" || tag.hasPrefix(standardPrefix) {
             return tag
         }
-        report("unsupported YAML tag '\(tag)' (config files may only use standard tags such as !!str)", at: event.location)
+        let message = "unsupported YAML tag '\(tag)' (config files may only use standard tags such as !!str)"
+        report(message, at: event.location)
         return nil
     }
 
