@@ -75,6 +75,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "json-differential",
+            dependencies: ["Router"],
+            path: "Tests/Fuzz",
+            exclude: ["json_oracle.py", "README.md"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: strictSettings),
         .testTarget(
             name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "CRouterShims"],

@@ -96,7 +96,10 @@ struct FileWriterLoop {
                 if held.isEmpty || failing { break }
                 continue
             }
-            switch queue.take(maxEvents: max(flushCount, 1024), timeout: timeout) {
+            // Sleep until enough entries for a flush are queued (or the oldest held one is due), not per batch.
+            // With nothing held, wake for the first entry: the flush interval counts from its arrival.
+            let needed = held.isEmpty ? 1 : failing ? Int.max : max(1, flushCount - heldEvents)
+            switch queue.take(maxEvents: max(flushCount, 1024), minEvents: needed, timeout: timeout) {
             case .batches(let batches):
                 for batch in batches {
                     if held.isEmpty { oldestNanos = monotonicNanos() }

@@ -128,4 +128,28 @@ struct CoreEndToEndTests {
             routerd.logLines.joined().contains("error: inputs.udp_in: cannot start: cannot bind UDP 127.0.0.1:\(taken)")
         )
     }
+
+    @Test func udpWorkers_shareOnePortAndReceiveFromEverySender() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = """
+            inputs:
+              udp_in: { type: udp, address: 127.0.0.1, port: 0, workers: 3 }
+            outputs:
+              out: { type: stdout, inputs: [udp_in] }
+            """
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        #expect(routerd.logs("listening").first?["workers"] as? String == "3")
+        var expected: Set<String> = []
+        for sender in 0..<8 {
+            let client = try UDPClient()
+            let datagrams = (0..<500).map { "{\"sender\":\(sender),\"n\":\($0)}" }
+            expected.formUnion(datagrams)
+            client.send(datagrams, port: port)
+        }
+        #expect(try routerd.terminate() == 0)
+        #expect(Set(fileLines(routerd.stdoutURL)) == expected)
+        #expect(fileLines(routerd.stdoutURL).count == expected.count)
+    }
 }

@@ -6,7 +6,8 @@ Usage: python3 json_oracle.py '{"names": [...], "aliases": {"name": ["alias", ..
 Protocol (all integers little-endian uint32):
   request:  count, then `count` times (length, bytes)      -- EOF or count == 0 ends the session
   response: length, then that many bytes of UTF-8 text: one line per input, in order:
-    not_utf8 | not_json | not_object                       -- rejected before field checks
+    not_utf8 OFFSET | not_json | not_object                -- rejected before field checks; OFFSET is the byte
+                                                             offset of the first invalid UTF-8 sequence
     CLASS MASK MISSING LEVEL SEQ HOST APP MESSAGE TIMESTAMP -- CLASS is ok, wrong_type or missing_field;
       MASK is presentRequired in decimal, MISSING the first missing required index (-1 unless missing_field),
       string fields are the hex of their UTF-8 (lone surrogates replaced by U+FFFD), SEQ is decimal,
@@ -70,8 +71,8 @@ def text_hex(s: str) -> str:
 def classify(b: bytes, names, aliases) -> str:
     try:
         s = b.decode("utf-8")
-    except UnicodeDecodeError:
-        return "not_utf8"
+    except UnicodeDecodeError as error:
+        return f"not_utf8 {error.start}"
     try:
         v = json.loads(s, parse_constant=reject_constant, object_pairs_hook=Pairs)
     except (ValueError, RecursionError):

@@ -27,7 +27,7 @@ private func parsed(
 }
 
 /// `line:column` of a location, for compact position assertions.
-private func position(_ location: Router.SourceLocation) -> String {
+private func position(_ location: ConfigLocation) -> String {
     "\(location.line):\(location.column)"
 }
 
@@ -53,7 +53,7 @@ struct ConfigDiagnosticTests {
             path: "router.yaml", text: "outputs:\n  archive:\n      max_sise: 10MiB\n")
         let diagnostic = source.diagnostic(
             "unknown option 'max_sise' (did you mean 'max_size'?)",
-            at: Router.SourceLocation(file: "router.yaml", line: 3, column: 7), path: "outputs.archive")
+            at: ConfigLocation(file: "router.yaml", line: 3, column: 7), path: "outputs.archive")
         #expect(
             diagnostic.description == """
                 router.yaml:3:7: error: outputs.archive: unknown option 'max_sise' (did you mean 'max_size'?)
@@ -69,21 +69,21 @@ struct ConfigDiagnosticTests {
 
     @Test func diagnostic_warningWithPathButNoSourceLine_rendersOneLine() {
         let diagnostic = Diagnostic(
-            severity: .warning, location: Router.SourceLocation(file: "r.yaml", line: 2, column: 1),
+            severity: .warning, location: ConfigLocation(file: "r.yaml", line: 2, column: 1),
             path: "inputs.tail", message: "deprecated", sourceLine: nil)
         #expect(diagnostic.description == "r.yaml:2:1: warning: inputs.tail: deprecated")
     }
 
     @Test func diagnostic_whenSourceLineHasTabs_copiesTabsIntoCaretPadding() {
         let diagnostic = Diagnostic(
-            location: Router.SourceLocation(file: "r.yaml", line: 1, column: 4), path: nil, message: "bad",
+            location: ConfigLocation(file: "r.yaml", line: 1, column: 4), path: nil, message: "bad",
             sourceLine: "\t\tab: 1")
         #expect(diagnostic.description == "r.yaml:1:4: error: bad\n\t\tab: 1\n\t\t ^")
     }
 
     @Test func diagnostic_whenLocationIsWholeFile_rendersFileNameOnly() {
         let diagnostic = Diagnostic(
-            location: Router.SourceLocation(file: "r.yaml", line: 0, column: 0), path: nil, message: "gone",
+            location: ConfigLocation(file: "r.yaml", line: 0, column: 0), path: nil, message: "gone",
             sourceLine: nil)
         #expect(diagnostic.description == "r.yaml: error: gone")
     }
@@ -91,7 +91,7 @@ struct ConfigDiagnosticTests {
     @Test func diagnostic_whenLocationIsInAnotherFile_hasNoSourceLine() {
         let source = ConfigSource(path: "router.yaml", text: "a: 1\n")
         let diagnostic = source.diagnostic(
-            "x", at: Router.SourceLocation(file: "other.yaml", line: 1, column: 1), path: nil)
+            "x", at: ConfigLocation(file: "other.yaml", line: 1, column: 1), path: nil)
         #expect(diagnostic.sourceLine == nil)
         #expect(diagnostic.description == "other.yaml:1:1: error: x")
     }

@@ -163,7 +163,7 @@ private struct GraphChecker {
     mutating func reportUnknownType(_ typeName: String, role: StageRole, at location: SourceLocation, path: String) {
         if let other = registry.kind(typeName) {
             error(
-                "'\(typeName)' is an \(other.role.rawValue) stage, not an \(role.rawValue); "
+                "'\(typeName)' is \(other.role.withArticle) stage, not \(role.withArticle); "
                     + "declare it under \(other.role.section)", at: location, path: path)
             return
         }
@@ -348,8 +348,13 @@ private struct GraphChecker {
             let inCycle = Set(declared.indices.filter { remaining[$0] > 0 })
             var reported = Set<Int>()
             for start in declared.indices where inCycle.contains(start) && !reported.contains(start) {
-                let cycle = findCycle(from: start, inCycle: inCycle, upstreams: upstreams, byName: byName)
-                guard !cycle.isEmpty else { continue }
+                let found = findCycle(from: start, inCycle: inCycle, upstreams: upstreams, byName: byName)
+                // A stage downstream of a cycle finds the same cycle again: report each cycle once, starting at
+                // the stage declared first so that the message points at the earliest line.
+                guard !reported.isSuperset(of: found), let earliest = found.min(),
+                    let pivot = found.firstIndex(of: earliest)
+                else { continue }
+                let cycle = Array(found[pivot...] + found[..<pivot])
                 reported.formUnion(cycle)
                 let names = cycle.map { declared[$0].name } + [declared[cycle[0]].name]
                 error(
@@ -404,6 +409,17 @@ private struct GraphChecker {
                     stack.append(source)
                 }
             }
+        }
+    }
+}
+
+extension StageRole {
+    /// `an input`, `a filter`, `an output`, for messages.
+    fileprivate var withArticle: String {
+        switch self {
+        case .input: "an input"
+        case .filter: "a filter"
+        case .output: "an output"
         }
     }
 }

@@ -70,11 +70,11 @@ enum OptionChecker {
             if let match = allowed.first(where: { $0.lowercased() == text.lowercased() }) {
                 return .success(.string(match))
             }
-            var message = "'\(text)' is not allowed"
+            var message = "must be one of: " + allowed.joined(separator: ", ") + "; got '\(text)'"
             if let suggestion = EditDistance.suggestion(for: text, among: allowed) {
                 message += " (did you mean '\(suggestion)'?)"
             }
-            return .failure(Message(message + "; allowed: " + allowed.joined(separator: ", ")))
+            return .failure(Message(message))
         case .list:
             return .failure("must be a list")
         }

@@ -8,23 +8,28 @@
 final class ConditionLock: @unchecked Sendable {
     // Safe to share: the pthread objects are heap-allocated once and only used through pthread calls.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let conditions: UnsafeMutablePointer<pthread_cond_t>
+    private let conditionCount: Int
 
-    init() {
+    /// Makes a lock with `conditions` separate condition variables (waiters of different kinds wait on their own,
+    /// so that a wake-up reaches only the threads that can proceed).
+    init(conditions count: Int = 1) {
+        conditionCount = max(1, count)
+        conditions = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: conditionCount)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         #if canImport(Glibc)
             pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         #endif
-        pthread_cond_init(condition, &attributes)
+        for index in 0..<conditionCount { pthread_cond_init(conditions + index, &attributes) }
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
-        pthread_cond_destroy(condition)
+        for index in 0..<conditionCount { pthread_cond_destroy(conditions + index) }
         pthread_mutex_destroy(mutex)
-        condition.deallocate()
+        conditions.deallocate()
         mutex.deallocate()
     }
 
@@ -32,15 +37,20 @@ final class ConditionLock: @unchecked Sendable {
 
     func unlock() { pthread_mutex_unlock(mutex) }
 
-    func broadcast() { pthread_cond_broadcast(condition) }
+    /// Wakes every thread waiting on condition `index`.
+    func broadcast(_ index: Int = 0) { pthread_cond_broadcast(conditions + index) }
 
-    /// Waits for a broadcast (the lock must be held).
-    func wait() { pthread_cond_wait(condition, mutex) }
+    /// Wakes one thread waiting on condition `index`.
+    func signal(_ index: Int = 0) { pthread_cond_signal(conditions + index) }
 
-    /// Waits for a broadcast until the monotonic deadline in nanoseconds; false when the deadline passed.
-    func wait(untilMonotonicNanos deadline: Int64) -> Bool {
+    /// Waits for a wake-up on condition `index` (the lock must be held).
+    func wait(_ index: Int = 0) { pthread_cond_wait(conditions + index, mutex) }
+
+    /// Waits for a wake-up on condition `index` until the monotonic deadline in nanoseconds; false when the
+    /// deadline passed.
+    func wait(_ index: Int = 0, untilMonotonicNanos deadline: Int64) -> Bool {
         var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-        return pthread_cond_timedwait(condition, mutex, &time) == 0
+        return pthread_cond_timedwait(conditions + index, mutex, &time) == 0
     }
 
     func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {

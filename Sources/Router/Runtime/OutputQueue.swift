@@ -28,7 +28,9 @@ public final class OutputQueue: @unchecked Sendable {
     /// What a push does when the queue is full.
     public let whenFull: WhenFull
 
-    private let lock = ConditionLock()
+    private static let consumer = 0
+    private static let producers = 1
+    private let lock = ConditionLock(conditions: 2)
     private let state: UnsafeMutablePointer<QueueState>
     private let droppedQueueFull: Counter
     private let droppedOutputFailed: Counter
@@ -53,6 +55,9 @@ public final class OutputQueue: @unchecked Sendable {
 
     /// Hands a batch to the output. Under `block`, waits for room; under `drop_newest`, drops it when full.
     /// Returns whether the batch was queued; a batch not queued has been counted and its trackers failed.
+    ///
+    /// The output's thread is woken only when it waits and enough events are queued for it (see
+    /// ``take(maxEvents:minEvents:timeout:)``), so a buffering output is not woken for every batch.
     @discardableResult
     public func push(_ batch: Batch) -> Bool {
         guard !batch.isEmpty else { return true }
@@ -62,7 +67,9 @@ public final class OutputQueue: @unchecked Sendable {
         while state.pointee.events > 0 && state.pointee.events + batch.count > capacity
             && whenFull == .block && !state.pointee.closed && !state.pointee.failed
         {
-            lock.wait()
+            state.pointee.waitingProducers += 1
+            lock.wait(OutputQueue.producers)
+            state.pointee.waitingProducers -= 1
         }
         let full = state.pointee.events > 0 && state.pointee.events + batch.count > capacity
         if state.pointee.failed || state.pointee.closed || full {
@@ -74,28 +81,37 @@ public final class OutputQueue: @unchecked Sendable {
         }
         state.pointee.batches.append(batch)
         state.pointee.events += batch.count
-        lock.broadcast()
+        let wake = state.pointee.consumerWaiting && state.pointee.events >= state.pointee.consumerThreshold
+        if wake { state.pointee.consumerWaiting = false }
         lock.unlock()
+        if wake { lock.signal(OutputQueue.consumer) }
         return true
     }
 
-    /// Takes every waiting batch up to about `maxEvents` events (at least one batch), waiting up to `timeout`
-    /// (forever when nil) for the first.
-    public func take(maxEvents: Int = Int.max, timeout: Duration? = nil) -> Take {
+    /// Takes every waiting batch up to about `maxEvents` events (at least one batch).
+    ///
+    /// Waits up to `timeout` (forever when nil) until at least `minEvents` events are queued; when the timeout
+    /// passes with fewer (but some) queued, returns those; with none, ``Take/timedOut``. A buffering output passes
+    /// how many more events it needs before it would write, so that it sleeps until then.
+    public func take(maxEvents: Int = Int.max, minEvents: Int = 1, timeout: Duration? = nil) -> Take {
         let deadline = timeout.map { monotonicNanos() &+ max(0, $0.nanoseconds) }
+        let wanted = max(1, min(minEvents, capacity))
         lock.lock()
         defer { lock.unlock() }
-        while state.pointee.head == state.pointee.batches.count {
-            if state.pointee.closed { return .closed }
+        while state.pointee.events < wanted && !state.pointee.closed {
+            state.pointee.consumerWaiting = true
+            state.pointee.consumerThreshold = wanted
             if let deadline {
-                if !lock.wait(untilMonotonicNanos: deadline) && monotonicNanos() >= deadline {
-                    if state.pointee.head == state.pointee.batches.count {
-                        return state.pointee.closed ? .closed : .timedOut
-                    }
+                if !lock.wait(OutputQueue.consumer, untilMonotonicNanos: deadline) && monotonicNanos() >= deadline {
+                    break
                 }
             } else {
-                lock.wait()
+                lock.wait(OutputQueue.consumer)
             }
+        }
+        state.pointee.consumerWaiting = false
+        if state.pointee.head == state.pointee.batches.count {
+            return state.pointee.closed ? .closed : .timedOut
         }
         var taken: [Batch] = []
         var events = 0
@@ -113,7 +129,7 @@ public final class OutputQueue: @unchecked Sendable {
             state.pointee.batches.removeFirst(state.pointee.head)
             state.pointee.head = 0
         }
-        lock.broadcast()
+        if state.pointee.waitingProducers > 0 { lock.broadcast(OutputQueue.producers) }
         return .batches(taken)
     }
 
@@ -121,7 +137,8 @@ public final class OutputQueue: @unchecked Sendable {
     public func close() {
         lock.withLock {
             state.pointee.closed = true
-            lock.broadcast()
+            lock.broadcast(OutputQueue.consumer)
+            lock.broadcast(OutputQueue.producers)
         }
     }
 
@@ -135,7 +152,8 @@ public final class OutputQueue: @unchecked Sendable {
             state.pointee.batches.removeAll()
             state.pointee.head = 0
             state.pointee.events = 0
-            lock.broadcast()
+            lock.broadcast(OutputQueue.consumer)
+            lock.broadcast(OutputQueue.producers)
             return rest
         }
         let count = dropped.reduce(0) { $0 + $1.count }
@@ -151,4 +169,7 @@ private struct QueueState {
     var events = 0
     var closed = false
     var failed = false
+    var consumerWaiting = false
+    var consumerThreshold = 1
+    var waitingProducers = 0
 }

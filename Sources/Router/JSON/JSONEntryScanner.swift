@@ -97,23 +97,37 @@ public struct JSONEntryScanResult: Sendable {
 /// The known routing fields and their fixed aliases ("seq" for "sequence", "hostname" for "host") are always
 /// recognised for extraction; `aliases` given here only widen what counts as presence of a required name.
 public struct JSONRequiredKeys: Sendable {
-    struct Entry: Sendable {
-        var start: Int
-        var count: Int
-        var mask: UInt64
-        var known: Int8
+    /// One open-addressing slot holding a spelling inline: its first 16 bytes as two little-endian words (zero
+    /// padded), the rest in `tailBytes`, so a probe costs one slot read and two word compares.
+    struct Slot: Sendable {
+        var word0: UInt64 = 0
+        var word1: UInt64 = 0
+        var count = -1
+        var tailStart = 0
+        var mask: UInt64 = 0
+        var known: Int8 = -1
     }
 
     let storedNames: [String]
-    let keyBytes: [UInt8]
-    let entries: [Entry]
-    let slots: [Int32]
+    let slots: [Slot]
+    let tailBytes: [UInt8]
     let slotMask: Int
     let allMask: UInt64
 
     /// `names`: required key names (only the first 64 are kept); `aliases`: extra accepted spellings per name,
-    /// e.g. `["sequence": ["seq"], "host": ["hostname"]]`.
+    /// e.g. `["sequence": ["seq"], "host": ["hostname"]]`. Compiling allocates: build once and reuse. The empty set
+    /// (`JSONRequiredKeys([])`) is built once per process and shared, so creating it per entry is cheap.
     public init(_ names: [String], aliases: [String: [String]] = [:]) {
+        if names.isEmpty && aliases.isEmpty {
+            self = Self.knownFieldsOnly
+        } else {
+            self.init(compiling: names, aliases: aliases)
+        }
+    }
+
+    private static let knownFieldsOnly = JSONRequiredKeys(compiling: [], aliases: [:])
+
+    private init(compiling names: [String], aliases: [String: [String]]) {
         let kept = Array(names.prefix(64))
         var spellings: [[UInt8]] = []
         var masks: [UInt64] = []
@@ -144,22 +158,26 @@ public struct JSONRequiredKeys: Sendable {
         }
         var size = 16
         while size < spellings.count * 2 { size <<= 1 }
-        var slots = [Int32](repeating: -1, count: size)
-        var bytes: [UInt8] = []
-        var entries: [Entry] = []
+        var slots = [Slot](repeating: Slot(), count: size)
+        var tail: [UInt8] = []
         for (index, spelling) in spellings.enumerated() {
-            entries.append(Entry(start: bytes.count, count: spelling.count, mask: masks[index], known: knowns[index]))
-            bytes.append(contentsOf: spelling)
-            var slot = spelling.withUnsafeBufferPointer { buffer in
-                keyHash(buffer.baseAddress, buffer.count)
-            } & (size - 1)
-            while slots[slot] >= 0 { slot = (slot + 1) & (size - 1) }
-            slots[slot] = Int32(index)
+            var entry = Slot()
+            spelling.withUnsafeBufferPointer { buffer in
+                entry.word0 = keyWord(buffer.baseAddress, 0, buffer.count, available: buffer.count)
+                entry.word1 = keyWord(buffer.baseAddress, 8, buffer.count, available: buffer.count)
+            }
+            entry.count = spelling.count
+            entry.tailStart = tail.count
+            entry.mask = masks[index]
+            entry.known = knowns[index]
+            if spelling.count > 16 { tail.append(contentsOf: spelling[16...]) }
+            var slot = keyHash(entry.word0, spelling.count) & (size - 1)
+            while slots[slot].count >= 0 { slot = (slot + 1) & (size - 1) }
+            slots[slot] = entry
         }
         self.storedNames = kept
-        self.keyBytes = bytes
-        self.entries = entries
         self.slots = slots
+        self.tailBytes = tail
         self.slotMask = size - 1
         self.allMask = all
     }
@@ -167,28 +185,33 @@ public struct JSONRequiredKeys: Sendable {
     /// The required key names, in the order their bits appear in `presentRequired`.
     public var names: [String] { storedNames }
 
-    /// Looks up a raw (unescaped) key: the required bits it sets and the known field it names (-1 for none).
+    /// Looks up a raw (unescaped) key of `count` bytes, `available` (>= count) of which may be read from `key`:
+    /// the required bits it sets and the known field it names (-1 for none). `table` is `slots`' storage.
     @inline(__always)
-    func lookup(_ key: UnsafePointer<UInt8>?, _ count: Int) -> (mask: UInt64, known: Int8) {
-        var slot = keyHash(key, count) & slotMask
+    func lookup(
+        _ key: UnsafePointer<UInt8>?, _ count: Int, available: Int, in table: UnsafeBufferPointer<Slot>
+    ) -> (mask: UInt64, known: Int8) {
+        let word0 = keyWord(key, 0, count, available: available)
+        let word1 = count > 8 ? keyWord(key, 8, count, available: available) : 0
+        var slot = keyHash(word0, count) & slotMask
         while true {
-            let index = Int(slots[slot])
-            if index < 0 { return (0, -1) }
-            let entry = entries[index]
-            if entry.count == count && bytesEqual(key, entry.start, count) {
+            let entry = table[slot]
+            if entry.count < 0 { return (0, -1) }
+            if entry.count == count && entry.word0 == word0 && entry.word1 == word1
+                && (count <= 16 || tailEqual(key, count, entry.tailStart))
+            {
                 return (entry.mask, entry.known)
             }
             slot = (slot &+ 1) & slotMask
         }
     }
 
-    @inline(__always)
-    private func bytesEqual(_ key: UnsafePointer<UInt8>?, _ start: Int, _ count: Int) -> Bool {
-        guard let key else { return count == 0 }
-        return keyBytes.withUnsafeBufferPointer { stored in
-            var index = 0
+    private func tailEqual(_ key: UnsafePointer<UInt8>?, _ count: Int, _ tailStart: Int) -> Bool {
+        guard let key else { return false }
+        return tailBytes.withUnsafeBufferPointer { stored in
+            var index = 16
             while index < count {
-                if stored[start &+ index] != key[index] { return false }
+                if stored[tailStart &+ index &- 16] != key[index] { return false }
                 index &+= 1
             }
             return true
@@ -200,7 +223,11 @@ public struct JSONRequiredKeys: Sendable {
     func lookupEscaped(_ key: UnsafePointer<UInt8>, _ count: Int) -> (mask: UInt64, known: Int8) {
         var decoded: [UInt8] = []
         guard unescapeJSONString(key, count, into: &decoded) else { return (0, -1) }
-        return decoded.withUnsafeBufferPointer { buffer in lookup(buffer.baseAddress, buffer.count) }
+        return decoded.withUnsafeBufferPointer { buffer in
+            slots.withUnsafeBufferPointer { table in
+                lookup(buffer.baseAddress, buffer.count, available: buffer.count, in: table)
+            }
+        }
     }
 }
 
@@ -219,13 +246,29 @@ private let knownSpellings: [(String, KnownField)] = [
     ("app", .app), ("message", .message), ("timestamp", .timestamp),
 ]
 
+/// Bytes `offset..<min(offset + 8, count)` of a key as a little-endian word, zero padded. Loads eight bytes at
+/// once when `available` allows it (the common case: the key is followed by at least `":` and a value).
 @inline(__always)
-private func keyHash(_ key: UnsafePointer<UInt8>?, _ count: Int) -> Int {
-    var mixed = UInt64(truncatingIfNeeded: count)
-    if let key, count > 0 {
-        mixed |= UInt64(key[0]) << 16 | UInt64(key[count &- 1]) << 24 | UInt64(key[count &>> 1]) << 32
+private func keyWord(_ key: UnsafePointer<UInt8>?, _ offset: Int, _ count: Int, available: Int) -> UInt64 {
+    guard let key else { return 0 }
+    let length = min(count &- offset, 8)
+    if length <= 0 { return 0 }
+    if offset &+ 8 <= available {
+        let word = UInt64(littleEndian: UnsafeRawPointer(key + offset).loadUnaligned(as: UInt64.self))
+        return length == 8 ? word : word & ((UInt64(1) << UInt64(length &* 8)) &- 1)
     }
-    mixed = mixed &* 0x9E37_79B9_7F4A_7C15
+    var word: UInt64 = 0
+    var index = length
+    while index > 0 {
+        index &-= 1
+        word = word << 8 | UInt64(key[offset &+ index])
+    }
+    return word
+}
+
+@inline(__always)
+private func keyHash(_ word0: UInt64, _ count: Int) -> Int {
+    let mixed = (word0 &+ UInt64(truncatingIfNeeded: count)) &* 0x9E37_79B9_7F4A_7C15
     return Int(truncatingIfNeeded: mixed >> 40)
 }
 
@@ -551,9 +594,11 @@ public enum JSONEntryScanner {
             return refusal(.notJSON, at: 0)
         }
         let p = base.assumingMemoryBound(to: UInt8.self)
-        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: maxDepth / 64) { stack in
-            guard let kinds = stack.baseAddress else { return refusal(.notJSON, at: 0) }
-            return scanEntry(p, bytes.count, required, kinds)
+        return required.slots.withUnsafeBufferPointer { table in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: maxDepth / 64) { stack in
+                guard let kinds = stack.baseAddress else { return refusal(.notJSON, at: 0) }
+                return scanEntry(p, bytes.count, required, table, kinds)
+            }
         }
     }
 
@@ -599,7 +644,8 @@ public enum JSONEntryScanner {
     @inline(__always)
     private static func parseKey(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ start: Int, topLevel: Bool, _ required: JSONRequiredKeys,
-        _ present: inout UInt64, _ pending: inout Int8, _ badUTF8: inout Bool
+        _ table: UnsafeBufferPointer<JSONRequiredKeys.Slot>, _ present: inout UInt64, _ pending: inout Int8,
+        _ badUTF8: inout Bool
     ) -> Int {
         guard start < n, p[start] == quoteByte else { return -1 &- start }
         let keyStart = start &+ 1
@@ -611,7 +657,9 @@ public enum JSONEntryScanner {
         if topLevel {
             let count = key.end &- keyStart
             let match =
-                key.escapes ? required.lookupEscaped(p + keyStart, count) : required.lookup(p + keyStart, count)
+                key.escapes
+                ? required.lookupEscaped(p + keyStart, count)
+                : required.lookup(p + keyStart, count, available: n &- keyStart, in: table)
             present |= match.mask
             pending = match.known
         }
@@ -622,7 +670,8 @@ public enum JSONEntryScanner {
 
     // The state machine: "expect a value" at the top of `parse`, then "after a value" in the inner loop.
     private static func scanEntry(
-        _ p: UnsafePointer<UInt8>, _ n: Int, _ required: JSONRequiredKeys, _ kinds: UnsafeMutablePointer<UInt64>
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ required: JSONRequiredKeys,
+        _ table: UnsafeBufferPointer<JSONRequiredKeys.Slot>, _ kinds: UnsafeMutablePointer<UInt64>
     ) -> JSONEntryScanResult {
         var acc = FieldAccumulator()
         var present: UInt64 = 0
@@ -654,7 +703,8 @@ public enum JSONEntryScanner {
                 }
                 if pending >= 0 {
                     let span = JSONSpan(
-                        start: Int32(truncatingIfNeeded: i &+ 1), count: Int32(truncatingIfNeeded: string.end &- i &- 1),
+                        start: Int32(truncatingIfNeeded: i &+ 1),
+                        count: Int32(truncatingIfNeeded: string.end &- i &- 1),
                         hasEscapes: string.escapes)
                     acc.setString(pending, span, valueOffset: Int32(truncatingIfNeeded: valueStart))
                     pending = -1
@@ -685,7 +735,8 @@ public enum JSONEntryScanner {
                     i &+= 1
                 } else {
                     if isObject {
-                        let next = parseKey(p, n, i, topLevel: depth == 1, required, &present, &pending, &badUTF8)
+                        let next = parseKey(
+                            p, n, i, topLevel: depth == 1, required, table, &present, &pending, &badUTF8)
                         guard next >= 0 else {
                             failAt = -1 &- next
                             break parse
@@ -739,7 +790,8 @@ public enum JSONEntryScanner {
                     i &+= 1
                     if inObject {
                         i = skipWhitespace(p, n, i)
-                        let next = parseKey(p, n, i, topLevel: depth == 1, required, &present, &pending, &badUTF8)
+                        let next = parseKey(
+                            p, n, i, topLevel: depth == 1, required, table, &present, &pending, &badUTF8)
                         guard next >= 0 else {
                             failAt = -1 &- next
                             break parse

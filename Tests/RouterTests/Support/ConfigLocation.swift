@@ -1,0 +1,4 @@
+import Router
+
+/// Router's `SourceLocation`, named apart from swift-testing's type of the same name.
+typealias ConfigLocation = SourceLocation
