@@ -152,4 +152,30 @@ struct CoreEndToEndTests {
         #expect(Set(fileLines(routerd.stdoutURL)) == expected)
         #expect(fileLines(routerd.stdoutURL).count == expected.count)
     }
+
+    @Test func secondSignal_duringADrainThatCannotFinish_exitsAtOnce() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A FIFO nobody reads: the output's open(2) blocks, so the graceful drain cannot finish by itself.
+        let fifo = directory.appendingPathComponent("stuck.fifo").path
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let config = """
+            inputs:
+              udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+            outputs:
+              stuck: { type: file, inputs: [udp_in], path: \(fifo) }
+            """
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        try UDPClient().send("{\"n\":1}", port: port)
+        usleep(200_000)
+        kill(routerd.process.processIdentifier, SIGTERM)
+        try routerd.waitForLog("inputs stopped; draining outputs")
+        #expect(routerd.process.isRunning)
+        kill(routerd.process.processIdentifier, SIGTERM)
+        let status = try routerd.waitForExit(timeout: 10)
+        #expect(status == 1)
+        let exitLine = try #require(routerd.logs("second signal; exiting at once").first)
+        #expect(exitLine["events_not_written"] as? String == "1")
+    }
 }

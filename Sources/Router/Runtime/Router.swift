@@ -127,7 +127,9 @@ public final class Router: Sendable {
         let (inputThreads, outputThreads) = threads.withLock { $0 }
         for node in nodes { (node.stage as? any InputStage)?.requestStop() }
         for thread in inputThreads { thread.join() }
-        logger.info("inputs stopped; draining outputs", metadata: ["queued_events": "\(queuedEvents)"])
+        logger.info(
+            "inputs stopped; draining outputs",
+            metadata: ["queued_events": "\(queuedEvents)", "unwritten_events": "\(unwrittenEvents)"])
         for node in nodes { node.queue?.close() }
         for thread in outputThreads { thread.join() }
         state.withLock { $0 = .stopped }
@@ -137,6 +139,16 @@ public final class Router: Sendable {
     /// Events waiting in every output queue.
     public var queuedEvents: Int {
         nodes.reduce(0) { $0 + ($1.queue?.depth ?? 0) }
+    }
+
+    /// Events handed to outputs and neither written nor counted as dropped yet: queued, buffered or being
+    /// written. What an immediate exit would lose.
+    public var unwrittenEvents: Int {
+        nodes.reduce(0) { total, node in
+            guard node.queue != nil else { return total }
+            let written = node.counters.value("events_out", label: "port", value: "default")
+            return total + max(0, node.eventsIn.value - written - node.counters.total("events_dropped"))
+        }
     }
 
     private func emit(_ batch: Batch, from position: Int) {
@@ -184,6 +196,7 @@ private final class Node: Sendable {
     let consumers: [[Int]]
     let health: StageHealth
     let logger: Logger
+    let counters: StageCounters
     let eventsIn: Counter
     let eventsOut: [Counter]
     let discarded: Counter
@@ -199,6 +212,7 @@ private final class Node: Sendable {
         self.consumers = consumers
         self.health = health
         self.logger = logger
+        self.counters = counters
         eventsIn = counters.counter("events_in")
         let ports = type(of: stage).declaration.portNames
         eventsOut = ports.map { counters.counter("events_out", label: "port", value: $0) }

@@ -35,7 +35,7 @@ public struct RouterService: Service {
                 } else {
                     logger.warning(
                         "second signal; exiting at once",
-                        metadata: ["signal": "\(signal)", "events_not_written": "\(router.queuedEvents)"])
+                        metadata: ["signal": "\(signal)", "events_not_written": "\(router.unwrittenEvents)"])
                     _exit(1)
                 }
             }
@@ -64,7 +64,7 @@ public struct RouterService: Service {
                 }
                 logger.error(
                     "shutdown timed out; exiting with events still queued",
-                    metadata: ["events_not_written": "\(router.queuedEvents)"])
+                    metadata: ["events_not_written": "\(router.unwrittenEvents)"])
                 _exit(1)
             }
             try? watchdog.start()
