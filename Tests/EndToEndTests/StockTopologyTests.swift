@@ -16,6 +16,7 @@ struct StockTopologyTests {
     func startStock(_ directory: URL, environment: [String: String] = [:]) throws -> (RouterdProcess, UInt16) {
         var env = [
             "SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", "LOG_DIR": directory.appendingPathComponent("logs").path,
+            "DASHBOARD_PORT": "0",
         ]
         env.merge(environment) { $1 }
         let routerd = try RouterdProcess(config: Self.stockConfig, directory: directory, environment: env)
@@ -124,6 +125,7 @@ struct StockTopologyTests {
             return object["reason"] as? String
         }
         #expect(reasons == ["not_utf8", "not_json", "not_object", "missing_field", "wrong_type", "truncated"])
+        try #require(deadLetters.count == 6)
         #expect(deadLetters[0].contains("\"entry_base64\":\"//57\""))
         #expect(deadLetters[3].contains("\"detail\":\"missing field 'timestamp'\""))
         #expect(fileLines(directory.appendingPathComponent("logs/server.log")).compactMap(sequenceOf) == [2])

@@ -16,6 +16,12 @@ enum TestPaths {
     /// `ROUTERD_BINARY`, or `.build/debug/routerd` under the package root.
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["ROUTERD_BINARY"], !path.isEmpty { return path }
+        // The test bundle sits next to `routerd` in <scratch>/debug, whatever --scratch-path was used.
+        if let sibling = Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("routerd"),
+            FileManager.default.isExecutableFile(atPath: sibling.path)
+        {
+            return sibling.path
+        }
         return packageRoot.appendingPathComponent(".build/debug/routerd").path
     }
 
@@ -33,8 +39,8 @@ final class RouterdProcess: @unchecked Sendable {
     let process: Process
     let directory: URL
     let stdoutURL: URL
-    private let lines = LineSink()
     private let stderrPipe = Pipe()
+    private var stderrReader: PipeReader?
 
     /// Starts `routerd -c <config>` with `arguments` after it, in `directory`, with extra environment.
     init(config: String, directory: URL, environment: [String: String] = [:], extraArguments: [String] = []) throws {
@@ -52,19 +58,13 @@ final class RouterdProcess: @unchecked Sendable {
         process.environment = env
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = stderrPipe
-        let sink = lines
-        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { return }
-            let text = String(decoding: data, as: UTF8.self)
-            sink.append(text)
-        }
         try process.run()
+        stderrReader = PipeReader(stderrPipe)
     }
 
     /// Every complete stderr line so far.
     var logLines: [String] {
-        lines.completeLines
+        stderrReader?.completeLines ?? []
     }
 
     /// The parsed JSON log lines whose message is `message`.
@@ -135,7 +135,6 @@ final class RouterdProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
     }
 }
 
@@ -186,12 +185,11 @@ func runRouterd(_ arguments: [String], stdin: String? = nil, environment: [Strin
     let input = Pipe()
     process.standardInput = input
     try process.run()
+    let outReader = PipeReader(out)
+    let errReader = PipeReader(err)
     if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
     try input.fileHandleForWriting.close()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return CommandResult(
-        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self))
+        status: process.terminationStatus, stdout: outReader.readToEnd(), stderr: errReader.readToEnd())
 }

@@ -1,0 +1,271 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An HTTP response as the dashboard tests read it.
+struct HTTPReply {
+    var status: Int
+    var headers: [String: String]
+    var body: String
+
+    /// The body parsed as a JSON object.
+    func json() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else {
+            throw TestFailure("not a JSON object: \(body)")
+        }
+        return object
+    }
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1, over a socket of its own (no URLSession: nothing cached, nothing pooled).
+func httpGet(port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPReply {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    defer { close(descriptor) }
+    var time = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else { throw TestFailure("connect to port \(port): \(String(cString: strerror(errno)))") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        data.append(contentsOf: buffer[0..<count])
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response from port \(port)") }
+    let headLines = text[..<split.lowerBound].split(separator: "\r\n")
+    guard let statusLine = headLines.first, statusLine.split(separator: " ").count >= 2,
+        let status = Int(statusLine.split(separator: " ")[1])
+    else { throw TestFailure("bad status line in: \(text.prefix(200))") }
+    var headers: [String: String] = [:]
+    for line in headLines.dropFirst() {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return HTTPReply(status: status, headers: headers, body: String(text[split.upperBound...]))
+}
+
+/// Polls `condition` every 50 ms until it holds, or fails with `what` after `timeout` seconds.
+@discardableResult
+func waitUntil<Value>(
+    _ what: String, timeout: Double = 20, _ condition: () throws -> Value?
+) throws -> Value {
+    let deadline = Date().addingTimeInterval(timeout)
+    var lastError: (any Error)?
+    while Date() < deadline {
+        do {
+            if let value = try condition() { return value }
+        } catch {
+            lastError = error
+        }
+        usleep(50_000)
+    }
+    throw TestFailure("timed out after \(timeout)s waiting for \(what)" + (lastError.map { ": \($0)" } ?? ""))
+}
+
+/// The external programs the dashboard tests drive. Missing ones fail the test (they never skip it): `make test`
+/// installs them with scripts/ensure-test-deps.sh.
+enum ExternalTools {
+    /// The first of `names` found on PATH, or a failure that says how to install it.
+    static func find(_ names: [String], package: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for name in names {
+            for directory in path.split(separator: ":") {
+                let candidate = "\(directory)/\(name)"
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            }
+        }
+        throw TestFailure(
+            "\(names[0]) is not installed: run scripts/ensure-test-deps.sh (apt-get install \(package))")
+    }
+
+    /// Runs a program to completion with `input` on stdin; returns its status and combined output.
+    static func run(_ executable: String, _ arguments: [String], input: String = "") throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let stdin = Pipe()
+        let output = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let writer = Thread {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try? stdin.fileHandleForWriting.close()
+        }
+        writer.start()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// `promtool check metrics` on an exposition text: its status and what it printed.
+    static func promtoolCheck(_ metrics: String) throws -> (Int32, String) {
+        try run(try find(["promtool"], package: "prometheus"), ["check", "metrics"], input: metrics)
+    }
+}
+
+/// A real headless Chromium on the dashboard, through scripts/dashboard-check.py (the DevTools protocol): the page
+/// is loaded once and read several times, so a test sees it refresh in place.
+final class DashboardBrowser {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private var pending = Data()
+
+    /// Opens `url` in a new headless Chromium; fails when Chromium or python3 is missing.
+    init(url: String) throws {
+        let chromium = try ExternalTools.find(["chromium", "chromium-browser"], package: "chromium")
+        let python = try ExternalTools.find(["python3"], package: "python3")
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [
+            TestPaths.packageRoot.appendingPathComponent("scripts/dashboard-check.py").path, "--url", url,
+            "--chromium", chromium,
+        ]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        try process.run()
+        let ready = try readReply()
+        guard ready["ready"] as? Bool == true else { throw TestFailure("dashboard-check did not start: \(ready)") }
+    }
+
+    /// Waits until the page shows `total` entries received, and returns what the page shows then.
+    func waitForTotal(_ total: Int, timeout: Double = 20) throws -> [String: Any] {
+        let reply = try command(["wait_total": total, "timeout": timeout])
+        guard let page = reply["page"] as? [String: Any] else { throw TestFailure("no page in \(reply)") }
+        return page
+    }
+
+    /// Saves a PNG of the page.
+    func screenshot(to path: String) throws {
+        _ = try command(["screenshot": path])
+    }
+
+    private func command(_ object: [String: Any]) throws -> [String: Any] {
+        var line = try JSONSerialization.data(withJSONObject: object)
+        line.append(0x0A)
+        input.fileHandleForWriting.write(line)
+        let reply = try readReply()
+        guard reply["ok"] as? Bool == true else { throw TestFailure("dashboard-check: \(reply)") }
+        return reply
+    }
+
+    private func readReply() throws -> [String: Any] {
+        while true {
+            if let newline = pending.firstIndex(of: 0x0A) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[pending.index(after: newline)...])
+                guard let object = try JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+                    throw TestFailure("dashboard-check printed: \(String(decoding: line, as: UTF8.self))")
+                }
+                return object
+            }
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw TestFailure("dashboard-check exited (status \(process.terminationStatus))") }
+            pending.append(chunk)
+        }
+    }
+
+    deinit {
+        if process.isRunning {
+            input.fileHandleForWriting.write(Data("{\"quit\":true}\n".utf8))
+            try? input.fileHandleForWriting.close()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { process.terminate() }
+        }
+    }
+}
+
+/// routerd with its standard output on a pipe that the test drains only when it chooses: a `stdout` output then
+/// blocks, which holds the graceful shutdown open long enough to watch `/health` say `draining`.
+final class BlockedStdoutRouterd: @unchecked Sendable {
+    // Safe to share: everything is set in init; log lines are guarded by `lines`.
+    let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let lines = LineSink()
+    private let drained = Mutex<Data?>(nil)
+
+    init(config: String, directory: URL) throws {
+        let configURL = directory.appendingPathComponent("router.yaml")
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: TestPaths.binary)
+        process.arguments = ["-c", configURL.path]
+        process.currentDirectoryURL = directory
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        let sink = lines
+        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { sink.append(String(decoding: data, as: UTF8.self)) }
+        }
+        try process.run()
+    }
+
+    /// The port in the `listening` line of the named stage.
+    func listeningPort(stage: String) throws -> UInt16 {
+        try waitUntil("a listening line for \(stage); stderr: \(lines.completeLines)") {
+            for line in lines.completeLines {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    object["message"] as? String == "listening", object["stage"] as? String == stage,
+                    let address = object["address"] as? String
+                else { continue }
+                return address.split(separator: ":").last.flatMap { UInt16($0) }
+            }
+            return nil
+        }
+    }
+
+    /// Starts reading standard output to its end, on a thread of its own.
+    func startDrainingStdout() {
+        let handle = stdoutPipe.fileHandleForReading
+        Thread { [self] in
+            let data = handle.readDataToEndOfFile()
+            drained.withLock { $0 = data }
+        }.start()
+    }
+
+    /// What standard output held, once it has been read to its end.
+    func stdoutLines(timeout: Double = 30) throws -> [String] {
+        let data = try waitUntil("routerd's standard output to close", timeout: timeout) { drained.withLock { $0 } }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// Sends SIGTERM.
+    func terminate() {
+        kill(process.processIdentifier, SIGTERM)
+    }
+
+    /// Waits for the exit status.
+    func waitForExit(timeout: Double = 30) throws -> Int32 {
+        try waitUntil("routerd to exit", timeout: timeout) { process.isRunning ? nil : true }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+    }
+}
