@@ -7,6 +7,10 @@ private let formatOption = OptionDeclaration(
         + "reason it was refused, a detail, the sender and the entry itself (and its exact bytes in base64 when they "
         + "are not UTF-8).")
 
+private let fsyncOption = OptionDeclaration(
+    "fsync", .bool, .defaultValue(.bool(false)),
+    "fsync(2) after each write, before entries count as written (for `ack`). Costs a disk flush per write.")
+
 private let fileCounters = [
     CounterDeclaration("write_errors", "Writes that failed (the entries are held and retried)."),
     CounterDeclaration("rotations", "Times the file was rotated."),
@@ -40,9 +44,7 @@ public final class RotatingFileOutput: OutputStage {
             OptionDeclaration(
                 "max_archives", .integer(0...1000), .defaultValue(.integer(10)),
                 "Archives kept: path.1 is the newest, path.N the oldest; older ones are removed. 0 keeps none."),
-            OptionDeclaration(
-                "fsync", .bool, .defaultValue(.bool(false)),
-                "fsync(2) after each write, before entries count as written (for `ack`). Costs a disk flush per write."),
+            fsyncOption,
             formatOption,
         ],
         counters: fileCounters
@@ -56,11 +58,9 @@ public final class RotatingFileOutput: OutputStage {
         let rotation = RotationPolicy(
             maxSize: try context.options.size("max_size"), maxArchives: try context.options.integer("max_archives"))
         let file = try SharedFiles.acquire(path: path, rotation: rotation, stage: context.name)
-        loop = FileWriterLoop(
+        loop = try FileWriterLoop(
             file: file, context: context, flushCount: try context.options.integer("flush_count"),
-            flushInterval: try context.options.duration("flush_interval"), fsync: try context.options.bool("fsync"),
-            format: LineFormat(rawValue: try context.options.string("format")) ?? .raw,
-            maxHeld: try context.options.integer("queue_max_events"))
+            flushInterval: try context.options.duration("flush_interval"))
     }
 
     deinit {
@@ -84,9 +84,7 @@ public final class FileOutput: OutputStage {
                 "path", .string, .required,
                 "File to append to; its directory is created. When a `rotating_file` names the same path, this "
                     + "output writes through the same writer and follows its rotation."),
-            OptionDeclaration(
-                "fsync", .bool, .defaultValue(.bool(false)),
-                "fsync(2) after each write, before entries count as written (for `ack`). Costs a disk flush per write."),
+            fsyncOption,
             formatOption,
         ],
         counters: fileCounters
@@ -97,10 +95,7 @@ public final class FileOutput: OutputStage {
     /// Opens (or shares) the file.
     public init(context: StageContext) throws {
         let file = try SharedFiles.acquire(path: try context.options.string("path"), rotation: nil, stage: context.name)
-        loop = FileWriterLoop(
-            file: file, context: context, flushCount: 1, flushInterval: .zero, fsync: try context.options.bool("fsync"),
-            format: LineFormat(rawValue: try context.options.string("format")) ?? .raw,
-            maxHeld: try context.options.integer("queue_max_events"))
+        loop = try FileWriterLoop(file: file, context: context, flushCount: 1, flushInterval: .zero)
     }
 
     deinit {

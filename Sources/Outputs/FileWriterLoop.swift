@@ -27,6 +27,17 @@ struct FileWriterLoop {
     /// Most events held while writes fail; older ones past it are dropped and counted.
     let maxHeld: Int
 
+    /// Reads the options both file outputs share (`fsync`, `format`, `queue_max_events`) from the context.
+    init(file: SharedFile, context: StageContext, flushCount: Int, flushInterval: Duration) throws {
+        self.file = file
+        self.context = context
+        self.flushCount = flushCount
+        self.flushInterval = flushInterval
+        fsync = try context.options.bool("fsync")
+        format = LineFormat(rawValue: try context.options.string("format")) ?? .raw
+        maxHeld = try context.options.integer("queue_max_events")
+    }
+
     func run(_ queue: OutputQueue) {
         let written = context.counters.counter("events_out", label: "port", value: "default")
         let writeErrors = context.counters.counter("write_errors")

@@ -131,9 +131,11 @@ struct StockTopologyTests {
         #expect(fileLines(directory.appendingPathComponent("logs/server.log")).compactMap(sequenceOf) == [2])
     }
 
-    @Test func rotation_withFileAndRotatingFileOnOnePath_keepsMaxArchivesAndLosesNoLine() throws {
-        let directory = try TestPaths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// Runs a `file` (ERROR) and a `rotating_file` (the rest) on one path, sends `count` entries (every
+    /// `errorEvery`-th an ERROR), stops routerd, and returns the logs folder.
+    func runSharedPath(
+        in directory: URL, flushCount: Int, maxSize: String, maxArchives: Int, count: Int, errorEvery: Int
+    ) throws -> URL {
         let config = """
             inputs:
               udp_in: { type: udp, address: 127.0.0.1, port: 0 }
@@ -146,17 +148,24 @@ struct StockTopologyTests {
                 type: rotating_file
                 inputs: [errors.unmatched]
                 path: logs/app.log
-                flush_count: 10
-                max_size: 20KB
-                max_archives: 3
+                flush_count: \(flushCount)
+                max_size: \(maxSize)
+                max_archives: \(maxArchives)
             """
         let routerd = try RouterdProcess(config: config, directory: directory)
         let port = try routerd.listeningPort(stage: "udp_in")
         let client = try UDPClient()
-        let datagrams = (0..<3000).map { seedEntry(sequence: $0, level: $0 % 3 == 0 ? "ERROR" : "INFO") }
-        client.send(datagrams, port: port)
+        client.send(
+            (0..<count).map { seedEntry(sequence: $0, level: $0 % errorEvery == 0 ? "ERROR" : "INFO") }, port: port)
         #expect(try routerd.terminate() == 0)
-        let logs = directory.appendingPathComponent("logs")
+        return directory.appendingPathComponent("logs")
+    }
+
+    @Test func rotation_withFileAndRotatingFileOnOnePath_keepsMaxArchivesAndTearsNoLine() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logs = try runSharedPath(
+            in: directory, flushCount: 10, maxSize: "20KB", maxArchives: 3, count: 3000, errorEvery: 3)
         let names = try FileManager.default.contentsOfDirectory(atPath: logs.path).sorted()
         #expect(names == ["app.log", "app.log.1", "app.log.2", "app.log.3"])
         for name in names {
@@ -172,30 +181,12 @@ struct StockTopologyTests {
     @Test func rotation_whenArchivesKeepEverything_linesAcrossFilesAddUpToWhatWasSent() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let config = """
-            inputs:
-              udp_in: { type: udp, address: 127.0.0.1, port: 0 }
-            filters:
-              valid: { type: validate_json, inputs: [udp_in] }
-              errors: { type: match_level, inputs: [valid], levels: [ERROR] }
-            outputs:
-              now: { type: file, inputs: [errors], path: logs/app.log }
-              later:
-                type: rotating_file
-                inputs: [errors.unmatched]
-                path: logs/app.log
-                flush_count: 7
-                max_size: 50KB
-                max_archives: 100
-            """
-        let routerd = try RouterdProcess(config: config, directory: directory)
-        let port = try routerd.listeningPort(stage: "udp_in")
-        let client = try UDPClient()
-        client.send((0..<3000).map { seedEntry(sequence: $0, level: $0 % 4 == 0 ? "ERROR" : "INFO") }, port: port)
-        #expect(try routerd.terminate() == 0)
-        let logs = directory.appendingPathComponent("logs")
+        let logs = try runSharedPath(
+            in: directory, flushCount: 7, maxSize: "50KB", maxArchives: 100, count: 3000, errorEvery: 4)
         var sequences: [Int] = []
-        for name in try FileManager.default.contentsOfDirectory(atPath: logs.path) {
+        let names = try FileManager.default.contentsOfDirectory(atPath: logs.path)
+        #expect(names.count > 5, "it rotated")
+        for name in names {
             let lines = fileLines(logs.appendingPathComponent(name))
             let parsed = lines.compactMap(sequenceOf)
             #expect(parsed.count == lines.count, "no torn line in \(name)")

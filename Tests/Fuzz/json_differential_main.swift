@@ -7,8 +7,8 @@
 // random byte strings. They are streamed to the oracle in length-prefixed batches; its verdicts (class, required
 // mask, extracted fields) must equal the scanner's. Exits 1 on any mismatch.
 
-import Router
 import Foundation
+import Router
 
 #if canImport(Glibc)
     import Glibc
