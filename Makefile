@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
-.PHONY: all deps build release run test lint docs clean
+.PHONY: all deps build release run test lint docs clean bench
 
 all: build
 
@@ -20,6 +20,7 @@ run: release
 	$(SWIFT) run -c release routerd -c $(CONFIG)
 
 test: deps
+	@./scripts/ensure-test-deps.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(MAKE) lint
@@ -30,6 +31,11 @@ lint:
 # Regenerates docs/stages.md from the stage declarations (a test checks that it is current).
 docs: build
 	.build/debug/routerd stages --format markdown > docs/stages.md
+
+# Benchmarks the release binary with the stock config at several rates (docs/bench.md); BENCH_TOTAL=200000 for a
+# quicker run. Prints a table and writes .build/bench/bench-results.json.
+bench: release
+	python3 scripts/bench.py
 
 clean:
 	rm -rf .build

@@ -12,7 +12,10 @@ struct Routerd: AsyncParsableCommand {
         commandName: "routerd",
         abstract: "A YAML-configured log router: JSON entries over UDP, through filters, to outputs.",
         version: version,
-        subcommands: [RunCommand.self, ValidateCommand.self, StagesCommand.self, GraphCommand.self],
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, StagesCommand.self, GraphCommand.self, SendCommand.self,
+            LoadtestCommand.self,
+        ],
         defaultSubcommand: RunCommand.self
     )
 }

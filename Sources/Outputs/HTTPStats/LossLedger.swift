@@ -150,13 +150,13 @@ public struct LossLedger: Sendable {
     private mutating func record(slot: Int, sequence: Int64, atNanos nanos: Int64) {
         slots[slot].lastSeenNanos = nanos
         touch(slot)
-        add(\.received, 1, slot)
+        add(.received, 1, slot)
         let newest = slots[slot].newest
         if sequence > newest {
             slots[slot].restartCandidate = nil
             let (distance, overflow) = sequence.subtractingReportingOverflow(newest)
             let advance = overflow ? Int64.max : distance
-            add(\.missing, Int(advance - 1), slot)
+            add(.missing, Int(advance - 1), slot)
             advanceWindow(slot, from: newest, by: advance)
             slots[slot].newest = sequence
             setSeen(slot, sequence)
@@ -166,40 +166,57 @@ public struct LossLedger: Sendable {
         if !overflow && behind < Int64(LossLedger.windowSize) {
             slots[slot].restartCandidate = nil
             if isSeen(slot, sequence) {
-                add(\.duplicates, 1, slot)
+                add(.duplicates, 1, slot)
             } else {
                 setSeen(slot, sequence)
-                add(\.outOfOrder, 1, slot)
-                if sequence >= slots[slot].first { add(\.missing, -1, slot) }
+                add(.outOfOrder, 1, slot)
+                if sequence >= slots[slot].first { add(.missing, -1, slot) }
             }
             return
         }
         if let candidate = slots[slot].restartCandidate, candidate < sequence {
             // Two too-old sequences in a row, rising: the sender numbers afresh from `candidate`.
-            add(\.tooOld, -1, slot)
-            add(\.restarts, 1, slot)
+            add(.tooOld, -1, slot)
+            add(.restarts, 1, slot)
             clearWindow(slot)
             slots[slot].first = candidate
             slots[slot].newest = candidate
             slots[slot].restartCandidate = nil
             setSeen(slot, candidate)
             let (distance, _) = sequence.subtractingReportingOverflow(candidate)
-            add(\.missing, Int(distance - 1), slot)
+            add(.missing, Int(distance - 1), slot)
             advanceWindow(slot, from: candidate, by: distance)
             slots[slot].newest = sequence
             setSeen(slot, sequence)
             return
         }
         slots[slot].restartCandidate = sequence
-        add(\.tooOld, 1, slot)
+        add(.tooOld, 1, slot)
     }
 
-    private mutating func add(_ field: WritableKeyPath<Counts, Int>, _ amount: Int, _ slot: Int) {
-        slots[slot].counts[keyPath: field] = saturatingAdd(slots[slot].counts[keyPath: field], amount)
-        totals[keyPath: field] = saturatingAdd(totals[keyPath: field], amount)
+    /// The counts a rule changes. A switch rather than key paths: key-path access goes through the generic
+    /// runtime and showed up in the profile at 200,000 entries/s.
+    private enum Field {
+        case received, missing, duplicates, outOfOrder, tooOld, restarts
     }
 
-    private func saturatingAdd(_ lhs: Int, _ rhs: Int) -> Int {
+    private mutating func add(_ field: Field, _ amount: Int, _ slot: Int) {
+        Self.add(field, amount, to: &slots[slot].counts)
+        Self.add(field, amount, to: &totals)
+    }
+
+    private static func add(_ field: Field, _ amount: Int, to counts: inout Counts) {
+        switch field {
+        case .received: counts.received = saturatingAdd(counts.received, amount)
+        case .missing: counts.missing = saturatingAdd(counts.missing, amount)
+        case .duplicates: counts.duplicates = saturatingAdd(counts.duplicates, amount)
+        case .outOfOrder: counts.outOfOrder = saturatingAdd(counts.outOfOrder, amount)
+        case .tooOld: counts.tooOld = saturatingAdd(counts.tooOld, amount)
+        case .restarts: counts.restarts = saturatingAdd(counts.restarts, amount)
+        }
+    }
+
+    private static func saturatingAdd(_ lhs: Int, _ rhs: Int) -> Int {
         let (sum, overflow) = lhs.addingReportingOverflow(rhs)
         guard overflow else { return sum }
         return rhs > 0 ? Int.max : Int.min
@@ -260,7 +277,7 @@ public struct LossLedger: Sendable {
             slots.append(fresh)
             bits.append(contentsOf: repeatElement(0, count: LossLedger.wordsPerSender))
         }
-        totals.received = saturatingAdd(totals.received, 1)
+        totals.received = Self.saturatingAdd(totals.received, 1)
         linkAsNewest(slot)
         setSeen(slot, sequence)
         return slot

@@ -1,0 +1,240 @@
+import ArgumentParser
+import Foundation
+import Router
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `routerd send`: the seed's client. Sends sample entries (or the lines of a file) and waits for the acks of
+/// the ERROR entries, resending those not acknowledged in time.
+struct SendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send sample log entries (or lines from a file) to routerd and wait for ERROR acks.",
+        discussion: """
+            Without --file, sends --count entries with the seed's fields (timestamp, sequence, app, level, message, \
+            host); one in ten is ERROR. With --file, sends each non-empty line as is; lines that are JSON objects \
+            with level ERROR and an integer sequence (or seq) are tracked for acks.
+
+            ERROR entries not acknowledged within --ack-timeout are sent again, up to --retries times, the wait \
+            doubling each time. Exits 1 when an ERROR entry is still not acknowledged (or was refused) at the end.
+            """)
+
+    @OptionGroup var target: TargetOptions
+
+    @Option(help: "Number of sample entries to send (ignored with --file).")
+    var count: Int = 20
+
+    @Option(help: "The `app` field of sample entries.")
+    var app: String = "client"
+
+    @Option(
+        help: ArgumentHelp(
+            "Send the lines of this file as entries, one datagram each; `-` reads stdin.", valueName: "path"))
+    var file: String?
+
+    @Option(name: .customLong("ack-timeout"), help: "How long to wait for an ERROR's ack before sending it again.")
+    var ackTimeout = DurationArgument(.milliseconds(500))
+
+    @Option(help: "How many times an unacknowledged ERROR entry is sent again (the wait doubles each time).")
+    var retries: Int = 3
+
+    func validate() throws {
+        guard count >= 0 else { throw ValidationError("--count must not be negative") }
+        guard retries >= 0 else { throw ValidationError("--retries must not be negative") }
+        guard ackTimeout.nanoseconds > 0 else { throw ValidationError("--ack-timeout must be more than 0") }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let entries: [OutgoingEntry]
+        do {
+            entries = try file.map(OutgoingEntry.lines(ofFile:)) ?? sampleEntries()
+        } catch {
+            printError("routerd send: \(error)")
+            throw ExitCode(2)
+        }
+        let socket: ClientSocket
+        do {
+            socket = try ClientSocket(
+                host: target.host, port: target.port, sendBufferBytes: target.sndbuf.bytes,
+                receiveBufferBytes: 1 << 20)
+        } catch {
+            printError("routerd send: \(error)")
+            throw ExitCode(2)
+        }
+        var tracker = AckTracker(
+            entries: entries, ackTimeoutNanos: ackTimeout.nanoseconds, retries: retries, now: monotonicNanos())
+        let first = socket.send(entries.map(\.payload))
+        let again = tracker.run(socket)
+        let report = tracker.report(
+            sent: first, resent: again, entries: entries, peer: socket.peer, portUnreachable: socket.portUnreachable)
+        print(report.text, terminator: "")
+        if !report.allAcked { throw ExitCode(1) }
+    }
+
+    private func sampleEntries() -> [OutgoingEntry] {
+        let host = target.entryHostName
+        let messages: [EntryLevel: [String]] = [
+            .debug: ["cache lookup", "request headers parsed", "retrying connection pool check"],
+            .info: ["user login succeeded", "request served", "job finished", "session started"],
+            .warning: ["slow response", "disk usage above 80%", "deprecated API called"],
+            .error: ["db timeout", "payment gateway unreachable", "failed to write upload"],
+        ]
+        return (0..<count).map { index in
+            let sequence = Int64(index + 1)
+            let level = EntryLevel.forSample(sequence: sequence)
+            let choices = messages[level] ?? ["sample entry"]
+            let message = choices[index % choices.count]
+            let line = seedEntry(
+                timestampNanos: wallClockNanos(), sequence: sequence, app: app, level: level, message: message,
+                host: host)
+            return OutgoingEntry(
+                payload: Array(line.utf8), ackSequence: level == .error ? sequence : nil, isError: level == .error)
+        }
+    }
+}
+
+/// One datagram to send, and the sequence to expect an ack for when it is an ERROR entry with a sequence.
+struct OutgoingEntry {
+    var payload: [UInt8]
+    var ackSequence: Int64?
+    var isError: Bool
+
+    /// The non-empty lines of a file (or of stdin for `-`), each without its LF or CRLF.
+    static func lines(ofFile path: String) throws -> [OutgoingEntry] {
+        let data: Data
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw ClientError("cannot read '\(path)'")
+            }
+            data = contents
+        }
+        return data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).compactMap { line in
+            var bytes = Array(line)
+            if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            guard !bytes.isEmpty else { return nil }
+            return OutgoingEntry(line: bytes)
+        }
+    }
+
+    init(payload: [UInt8], ackSequence: Int64?, isError: Bool) {
+        self.payload = payload
+        self.ackSequence = ackSequence
+        self.isError = isError
+    }
+
+    /// A line sent as is; it is tracked when it is a JSON object with level ERROR and an integer sequence.
+    init(line: [UInt8]) {
+        payload = line
+        ackSequence = nil
+        isError = false
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+            let level = object["level"] as? String, level.uppercased() == "ERROR"
+        else { return }
+        isError = true
+        let sequence = object["sequence"] ?? object["seq"]
+        ackSequence = sequence as? Int64
+    }
+}
+
+/// Waits for acks of ERROR entries and resends the late ones: attempt k waits `ackTimeout * 2^k`.
+struct AckTracker {
+    private struct Pending {
+        var payload: [UInt8]
+        var attempts: Int
+        var deadline: Int64
+        var nackReason: String?
+    }
+
+    private let ackTimeoutNanos: Int64
+    private let retries: Int
+    private var pending: [Int64: Pending] = [:]
+    private var acked: Set<Int64> = []
+    private var nacked: [Int64: String] = [:]
+    private var unacked: Set<Int64> = []
+
+    init(entries: [OutgoingEntry], ackTimeoutNanos: Int64, retries: Int, now: Int64) {
+        self.ackTimeoutNanos = ackTimeoutNanos
+        self.retries = retries
+        for entry in entries {
+            guard let sequence = entry.ackSequence, pending[sequence] == nil else { continue }
+            pending[sequence] = Pending(payload: entry.payload, attempts: 0, deadline: now + ackTimeoutNanos)
+        }
+    }
+
+    /// Receives acks and resends until every ERROR is acknowledged or out of retries; returns what the resends did.
+    mutating func run(_ socket: ClientSocket) -> SendOutcome {
+        var outcome = SendOutcome()
+        let slots = ReplySlots()
+        while !pending.isEmpty {
+            let now = monotonicNanos()
+            let next = pending.values.map(\.deadline).min() ?? now
+            if next > now && socket.waitReadable(nanoseconds: next - now) {
+                let count = socket.receiveWaiting(slots)
+                for index in 0..<count {
+                    guard let reply = AckReply(slots.bytes(index)) else { continue }
+                    record(reply)
+                }
+                continue
+            }
+            let expired = monotonicNanos()
+            var again: [[UInt8]] = []
+            for (sequence, entry) in pending where entry.deadline <= expired {
+                if entry.attempts >= retries {
+                    pending[sequence] = nil
+                    if let reason = entry.nackReason { nacked[sequence] = reason } else { unacked.insert(sequence) }
+                    continue
+                }
+                let attempts = entry.attempts + 1
+                pending[sequence]?.attempts = attempts
+                pending[sequence]?.deadline = expired + ackTimeoutNanos << min(attempts, 20)
+                again.append(entry.payload)
+            }
+            if !again.isEmpty { outcome.add(socket.send(again)) }
+        }
+        return outcome
+    }
+
+    private mutating func record(_ reply: AckReply) {
+        if reply.stored {
+            // A late ack still counts, even after the entry was given up on.
+            let known = pending.removeValue(forKey: reply.sequence) != nil
+            let late = nacked.removeValue(forKey: reply.sequence) != nil || unacked.remove(reply.sequence) != nil
+            if known || late { acked.insert(reply.sequence) }
+        } else if pending[reply.sequence] != nil {
+            pending[reply.sequence]?.nackReason = reply.reason ?? "no reason given"
+        }
+    }
+
+    /// The summary the command prints.
+    func report(
+        sent first: SendOutcome, resent again: SendOutcome, entries: [OutgoingEntry], peer: String,
+        portUnreachable: Int
+    ) -> (text: String, allAcked: Bool) {
+        var sent = first
+        sent.add(again)
+        let errors = entries.filter(\.isError).count
+        let untracked = entries.filter { $0.isError && $0.ackSequence == nil }.count
+        var text = "sent: \(first.sent) to \(peer)\n"
+        text += "resent: \(again.sent)\n"
+        text += "errors: \(errors)"
+        if untracked > 0 { text += " (\(untracked) without a sequence, not tracked)" }
+        text += "\nacked: \(acked.count)\n"
+        let nackedList = nacked.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }
+        text += "nacked: \(nacked.count)" + (nackedList.isEmpty ? "" : " [" + nackedList.joined(separator: ", ") + "]")
+        let unackedList = unacked.sorted().map(String.init)
+        text += "\nunacked: \(unacked.count)"
+        text += (unackedList.isEmpty ? "" : " [" + unackedList.joined(separator: ", ") + "]") + "\n"
+        if sent.failed > 0 {
+            text += "failed sends: \(sent.failed) (\(sent.lastError ?? "unknown error"))\n"
+        }
+        if portUnreachable > 0 {
+            text += "port unreachable: \(portUnreachable) times; is routerd listening on \(peer)?\n"
+        }
+        return (text, nacked.isEmpty && unacked.isEmpty)
+    }
+}
