@@ -105,14 +105,14 @@ enum ExternalTools {
         process.standardOutput = output
         process.standardError = output
         try process.run()
+        let reader = PipeReader(output)
         let writer = Thread {
             stdin.fileHandleForWriting.write(Data(input.utf8))
             try? stdin.fileHandleForWriting.close()
         }
         writer.start()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (process.terminationStatus, reader.readToEnd())
     }
 
     /// `promtool check metrics` on an exposition text: its status and what it printed.
@@ -177,9 +177,13 @@ final class DashboardBrowser {
                 }
                 return object
             }
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestFailure("dashboard-check exited (status \(process.terminationStatus))") }
-            pending.append(chunk)
+            // read(2) with EINTR retried: FileHandle's reads trap on EINTR.
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let descriptor = output.fileHandleForReading.fileDescriptor
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { throw TestFailure("dashboard-check exited (status \(process.terminationStatus))") }
+            pending.append(contentsOf: buffer[0..<count])
         }
     }
 
@@ -191,81 +195,5 @@ final class DashboardBrowser {
             while process.isRunning && Date() < deadline { usleep(20_000) }
             if process.isRunning { process.terminate() }
         }
-    }
-}
-
-/// routerd with its standard output on a pipe that the test drains only when it chooses: a `stdout` output then
-/// blocks, which holds the graceful shutdown open long enough to watch `/health` say `draining`.
-final class BlockedStdoutRouterd: @unchecked Sendable {
-    // Safe to share: everything is set in init; log lines are guarded by `lines`.
-    let process = Process()
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
-    private let lines = LineSink()
-    private let drained = Mutex<Data?>(nil)
-
-    init(config: String, directory: URL) throws {
-        let configURL = directory.appendingPathComponent("router.yaml")
-        try config.write(to: configURL, atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: TestPaths.binary)
-        process.arguments = ["-c", configURL.path]
-        process.currentDirectoryURL = directory
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        let sink = lines
-        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { sink.append(String(decoding: data, as: UTF8.self)) }
-        }
-        try process.run()
-    }
-
-    /// The port in the `listening` line of the named stage.
-    func listeningPort(stage: String) throws -> UInt16 {
-        try waitUntil("a listening line for \(stage); stderr: \(lines.completeLines)") {
-            for line in lines.completeLines {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                    object["message"] as? String == "listening", object["stage"] as? String == stage,
-                    let address = object["address"] as? String
-                else { continue }
-                return address.split(separator: ":").last.flatMap { UInt16($0) }
-            }
-            return nil
-        }
-    }
-
-    /// Starts reading standard output to its end, on a thread of its own.
-    func startDrainingStdout() {
-        let handle = stdoutPipe.fileHandleForReading
-        Thread { [self] in
-            let data = handle.readDataToEndOfFile()
-            drained.withLock { $0 = data }
-        }.start()
-    }
-
-    /// What standard output held, once it has been read to its end.
-    func stdoutLines(timeout: Double = 30) throws -> [String] {
-        let data = try waitUntil("routerd's standard output to close", timeout: timeout) { drained.withLock { $0 } }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-    }
-
-    /// Sends SIGTERM.
-    func terminate() {
-        kill(process.processIdentifier, SIGTERM)
-    }
-
-    /// Waits for the exit status.
-    func waitForExit(timeout: Double = 30) throws -> Int32 {
-        try waitUntil("routerd to exit", timeout: timeout) { process.isRunning ? nil : true }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
     }
 }

@@ -41,9 +41,24 @@ final class RouterdProcess: @unchecked Sendable {
     let stdoutURL: URL
     private let stderrPipe = Pipe()
     private var stderrReader: PipeReader?
+    private let stdoutPipe = Pipe()
+    private let stdoutReader = Mutex<PipeReader?>(nil)
 
     /// Starts `routerd -c <config>` with `arguments` after it, in `directory`, with extra environment.
-    init(config: String, directory: URL, environment: [String: String] = [:], extraArguments: [String] = []) throws {
+    /// Where routerd's standard output goes.
+    enum StandardOutput {
+        /// A file (``stdoutURL``), read with ``fileLines(_:)``.
+        case file
+        /// A pipe nobody reads until ``startDrainingStdout()``: a `stdout` output then blocks, which holds a
+        /// graceful shutdown open for as long as a test needs.
+        case heldPipe
+    }
+
+    /// Starts `routerd -c <config>` with `arguments` after it, in `directory`, with extra environment.
+    init(
+        config: String, directory: URL, environment: [String: String] = [:], extraArguments: [String] = [],
+        standardOutput: StandardOutput = .file
+    ) throws {
         self.directory = directory
         let configURL = directory.appendingPathComponent("router.yaml")
         try config.write(to: configURL, atomically: true, encoding: .utf8)
@@ -56,7 +71,10 @@ final class RouterdProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         process.environment = env
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        switch standardOutput {
+        case .file: process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        case .heldPipe: process.standardOutput = stdoutPipe
+        }
         process.standardError = stderrPipe
         try process.run()
         stderrReader = PipeReader(stderrPipe)
@@ -107,6 +125,17 @@ final class RouterdProcess: @unchecked Sendable {
             usleep(20_000)
         }
         throw TestFailure("no listening line for stage '\(stage)'; stderr:\n" + logLines.joined(separator: "\n"))
+    }
+
+    /// With ``StandardOutput/heldPipe``: starts reading standard output to its end.
+    func startDrainingStdout() {
+        stdoutReader.withLock { $0 = PipeReader(stdoutPipe) }
+    }
+
+    /// With ``StandardOutput/heldPipe``: the lines of standard output, once routerd has closed it.
+    func stdoutLines(timeout: Double = 30) -> [String] {
+        let text = stdoutReader.withLock { $0 }?.readToEnd(timeout: timeout) ?? ""
+        return text.split(separator: "\n").map(String.init)
     }
 
     /// Sends SIGTERM and waits for the exit status (or fails after `timeout` seconds, killing it).
