@@ -80,6 +80,8 @@ public final class UDPInput: InputStage {
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let batchWaitMicros: UInt32
+    private let requestedReceiveBuffer: Int
+    private let workerCount: Int
     private let datagrams: Counter
     private let bytes: Counter
     private let truncated: Counter
@@ -114,24 +116,16 @@ public final class UDPInput: InputStage {
         truncated = context.counters.counter("truncated")
         kernelDrops = context.counters.counter("kernel_drops")
         receiveErrors = context.counters.counter("receive_errors")
-        guard let first = sockets.first else { throw StageError("workers must be at least 1") }
-        let granted = first.effectiveReceiveBufferBytes
-        logger.info(
-            "listening",
-            metadata: [
-                "address": "\(first.boundAddress)", "workers": "\(workers)",
-                "receive_buffer_bytes": "\(granted)", "send_buffer_bytes": "\(first.effectiveSendBufferBytes)",
-                "one_way": "\(oneWay)",
-            ])
-        if granted < receiveBuffer {
-            logger.warning(
-                "the kernel granted a smaller receive buffer than asked; raise net.core.rmem_max or run as root",
-                metadata: ["requested_bytes": "\(receiveBuffer)", "granted_bytes": "\(granted)"])
-        }
+        guard !sockets.isEmpty else { throw StageError("workers must be at least 1") }
+        requestedReceiveBuffer = receiveBuffer
+        workerCount = workers
     }
 
     /// Reads until stopped, one thread per socket, then drains what the kernel still holds.
     public func run(_ emitter: InputEmitter) throws {
+        // Announced here, not when the socket is bound: by now the process handles SIGTERM gracefully, so a
+        // client that starts sending (and a supervisor that stops it) on seeing this line loses nothing.
+        if let first = sockets.first { announce(first) }
         var helpers: [WorkerThread] = []
         for socket in sockets.dropFirst() {
             let thread = WorkerThread(name: "udp-worker") { [self] in self.receiveLoop(socket, emitter) }
@@ -140,6 +134,22 @@ public final class UDPInput: InputStage {
         }
         if let first = sockets.first { receiveLoop(first, emitter) }
         for thread in helpers { thread.join() }
+    }
+
+    private func announce(_ first: UDPSocket) {
+        let granted = first.effectiveReceiveBufferBytes
+        logger.info(
+            "listening",
+            metadata: [
+                "address": "\(first.boundAddress)", "workers": "\(workerCount)",
+                "receive_buffer_bytes": "\(granted)", "send_buffer_bytes": "\(first.effectiveSendBufferBytes)",
+                "one_way": "\(oneWay)",
+            ])
+        if granted < requestedReceiveBuffer {
+            logger.warning(
+                "the kernel granted a smaller receive buffer than asked; raise net.core.rmem_max or run as root",
+                metadata: ["requested_bytes": "\(requestedReceiveBuffer)", "granted_bytes": "\(granted)"])
+        }
     }
 
     /// Asks every receive loop to finish; each drains its socket first.

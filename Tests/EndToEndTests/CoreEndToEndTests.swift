@@ -42,7 +42,7 @@ struct CoreEndToEndTests {
             inputs: [udp_inn]
             path: /tmp/x.log
             max_sise: 10MiB
-        """.write(toFile: path, atomically: true, encoding: .utf8)
+        """.write(toFile: path, atomically: false, encoding: .utf8)
         let result = try runRouterd(["validate", "-c", path])
         #expect(result.status != 0)
         let expected = """

@@ -306,7 +306,7 @@ struct DashboardTests {
           udp_in: { type: udp, address: 127.0.0.1, port: 0 }
         outputs:
           stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: \(taken) }
-        """.write(toFile: path, atomically: true, encoding: .utf8)
+        """.write(toFile: path, atomically: false, encoding: .utf8)
         let second = try runRouterd(["-c", path])
         #expect(second.status != 0)
         #expect(

@@ -24,11 +24,13 @@ public struct RouterService: Service {
 
     /// Starts the router and runs until graceful shutdown; then drains.
     public func run() async throws {
+        // Trap before anything starts, so that the first signal is counted even if it comes at once.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         try router.start()
         logger.info("started", metadata: ["stages": "\(router.observer.stages.count)"])
         let signalWatcher = Task { [router, logger] in
             var seen = 0
-            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+            for await signal in signals {
                 seen += 1
                 if seen == 1 {
                     logger.info("signal received; draining", metadata: ["signal": "\(signal)"])

@@ -61,7 +61,7 @@ final class RouterdProcess: @unchecked Sendable {
     ) throws {
         self.directory = directory
         let configURL = directory.appendingPathComponent("router.yaml")
-        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        try config.write(to: configURL, atomically: false, encoding: .utf8)
         stdoutURL = directory.appendingPathComponent("stdout.txt")
         _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         process = Process()
