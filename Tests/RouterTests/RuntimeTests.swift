@@ -146,6 +146,31 @@ private final class OutcomeRecorder: Sendable {
 
 @Suite("runtime")
 struct RuntimeTests {
+    @Test func queue_whenConsumerWantsMoreThanFits_getsWhatIsQueuedOnceAProducerBlocks() throws {
+        let counters = StageCounters(
+            stage: "out", type: "test", declaration: StageDeclaration(type: "test", summary: "test"))
+        let queue = OutputQueue(capacity: 10, whenFull: .block, counters: counters)
+        #expect(queue.push(Batch(lines: (0..<6).map(String.init))))
+        let producer = Thread {
+            // Does not fit next to the first six: blocks until the consumer takes them.
+            queue.push(Batch(lines: (6..<12).map(String.init)))
+        }
+        producer.start()
+        // Wants more than the queue can ever hold at once; without the hand-over this would wait for the timeout.
+        let started = ContinuousClock.now
+        guard case .batches(let first) = queue.take(minEvents: 100, timeout: .seconds(30)) else {
+            Issue.record("expected batches")
+            return
+        }
+        #expect(first.reduce(0) { $0 + $1.count } == 6)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        guard case .batches(let second) = queue.take(minEvents: 1, timeout: .seconds(10)) else {
+            Issue.record("expected the blocked batch")
+            return
+        }
+        #expect(second.reduce(0) { $0 + $1.count } == 6)
+    }
+
     @Test func runtime_withFanOut_deliversEveryBatchToEveryConsumer() throws {
         let hub = TestHub()
         let router = try startRouter(

@@ -67,6 +67,11 @@ public final class OutputQueue: @unchecked Sendable {
         while state.pointee.events > 0 && state.pointee.events + batch.count > capacity
             && whenFull == .block && !state.pointee.closed && !state.pointee.failed
         {
+            // A consumer waiting for more than fits would never be woken: hand it what there is.
+            if state.pointee.consumerWaiting {
+                state.pointee.consumerWaiting = false
+                lock.signal(OutputQueue.consumer)
+            }
             state.pointee.waitingProducers += 1
             lock.wait(OutputQueue.producers)
             state.pointee.waitingProducers -= 1
@@ -92,13 +97,17 @@ public final class OutputQueue: @unchecked Sendable {
     ///
     /// Waits up to `timeout` (forever when nil) until at least `minEvents` events are queued; when the timeout
     /// passes with fewer (but some) queued, returns those; with none, ``Take/timedOut``. A buffering output passes
-    /// how many more events it needs before it would write, so that it sleeps until then.
+    /// how many more events it needs before it would write, so that it sleeps until then. When a producer is
+    /// blocked because the queue is full, it returns what is queued at once, so a `minEvents` larger than what
+    /// fits never stalls intake.
     public func take(maxEvents: Int = Int.max, minEvents: Int = 1, timeout: Duration? = nil) -> Take {
         let deadline = timeout.map { monotonicNanos() &+ max(0, $0.nanoseconds) }
         let wanted = max(1, min(minEvents, capacity))
         lock.lock()
         defer { lock.unlock() }
-        while state.pointee.events < wanted && !state.pointee.closed {
+        while state.pointee.events < wanted && !state.pointee.closed
+            && !(state.pointee.waitingProducers > 0 && state.pointee.events > 0)
+        {
             state.pointee.consumerWaiting = true
             state.pointee.consumerThreshold = wanted
             if let deadline {
