@@ -102,7 +102,8 @@ public final class OutputQueue: @unchecked Sendable {
     /// fits never stalls intake.
     public func take(maxEvents: Int = Int.max, minEvents: Int = 1, timeout: Duration? = nil) -> Take {
         let deadline = timeout.map { monotonicNanos() &+ max(0, $0.nanoseconds) }
-        let wanted = max(1, min(minEvents, capacity))
+        // At most half the queue, so that the room left keeps taking batches while the consumer sleeps.
+        let wanted = max(1, min(minEvents, capacity / 2))
         lock.lock()
         defer { lock.unlock() }
         while state.pointee.events < wanted && !state.pointee.closed
