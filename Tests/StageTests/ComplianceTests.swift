@@ -90,17 +90,23 @@ final class Latch: @unchecked Sendable {
 /// options, defaults that pass their own checks, and a prompt clean shutdown.
 @Suite("compliance: every built-in stage")
 struct ComplianceTests {
-    static let typeNames = StageHarness.builtin.map { $0.declaration.type }
+    /// `role/type` of every built-in kind (a type name is unique within its role: `input/amqp`, `output/amqp`).
+    static let typeNames = ((try? StageRegistry(StageHarness.builtin))?.kinds ?? []).map {
+        "\($0.role.rawValue)/\($0.declaration.type)"
+    }
 
     private static let standardCounters = ["events_in", "events_out", "events_dropped", "events_discarded"]
 
-    private func kind(_ type: String) throws -> StageRegistry.Kind {
-        try #require(try StageRegistry(StageHarness.builtin).kind(type))
+    private func kind(_ id: String) throws -> StageRegistry.Kind {
+        let parts = id.split(separator: "/").map(String.init)
+        let role = try #require(StageRole(rawValue: parts[0]))
+        return try #require(try StageRegistry(StageHarness.builtin).kind(parts[1], role: role))
     }
 
     @Test func builtinStages_registerTogetherWithoutConflict() throws {
         let registry = try StageRegistry(StageHarness.builtin)
         #expect(registry.kinds.count == StageHarness.builtin.count)
+        #expect(ComplianceTests.typeNames.count == StageHarness.builtin.count)
         #expect(Set(ComplianceTests.typeNames).count == ComplianceTests.typeNames.count)
         #expect(!registry.typeNames(for: .input).isEmpty)
         #expect(!registry.typeNames(for: .filter).isEmpty)
@@ -109,7 +115,7 @@ struct ComplianceTests {
 
     @Test(arguments: typeNames)
     func stage_registersAloneInItsRole(_ type: String) throws {
-        let stageType = try #require(StageHarness.builtin.first { $0.declaration.type == type })
+        let stageType = try kind(type).stageType
         let kind = try StageHarness.kind(of: stageType)
         switch kind.role {
         case .input: #expect(stageType is any InputStage.Type)
@@ -305,6 +311,8 @@ struct ComplianceTests {
             case "path": result.append((option.name, yaml(.string(directory.file("\(kind.declaration.type).log")))))
             case "port": result.append((option.name, "0"))
             case "address", "host", "bind": result.append((option.name, "127.0.0.1"))
+            case "url" where kind.declaration.type == "amqp": result.append((option.name, yaml(.string(brokerURL))))
+            case "queue" where kind.declaration.type == "amqp": result.append((option.name, "compliance"))
             default:
                 if option.requirement == .required {
                     Issue.record("no test value for required option '\(option.name)' of '\(kind.declaration.type)'")
@@ -312,6 +320,19 @@ struct ComplianceTests {
             }
         }
         return result + (choices[kind.declaration.type] ?? [])
+    }
+
+    /// The broker `make test` starts (scripts/with-test-servers.sh): amqp stages connect to it for real.
+    static var brokerURL: String {
+        guard let directory = ProcessInfo.processInfo.environment["ROUTERD_TEST_RABBITMQ_DIR"],
+            let env = try? String(contentsOfFile: directory + "/node.env", encoding: .utf8),
+            let port = env.split(separator: "\n").first(where: { $0.hasPrefix("RABBITMQ_NODE_PORT=") })?
+                .split(separator: "=").last
+        else {
+            Issue.record("the amqp stages need a broker: run `make test` (or scripts/with-test-servers.sh swift test)")
+            return "amqp://127.0.0.1:1/"
+        }
+        return "amqp://routerd:routerd-test@127.0.0.1:\(port)/"
     }
 
     /// `value` as YAML text: strings quoted, everything else as it is written in configs.

@@ -141,7 +141,7 @@ private struct GraphChecker {
                 result.append(declaredStage)
                 continue
             }
-            guard let kind = registry.kind(typeName), kind.role == role else {
+            guard let kind = registry.kind(typeName, role: role) else {
                 reportUnknownType(typeName, role: role, at: typeEntry.value.location, path: path)
                 result.append(declaredStage)
                 continue

@@ -1,4 +1,7 @@
-/// The stage kinds a router knows, by `type` name.
+/// The stage kinds a router knows, by role and `type` name.
+///
+/// A type name is unique within its role: an input and an output may share one (`amqp` is both: the config's
+/// section says which is meant).
 ///
 /// routerd's own kinds are registered from one explicit list; a library user adds theirs with the same call.
 public struct StageRegistry: Sendable {
@@ -16,7 +19,7 @@ public struct StageRegistry: Sendable {
 
     /// Every kind, in registration order.
     public private(set) var kinds: [Kind] = []
-    private var byType: [String: Int] = [:]
+    private var byType: [String: [Int]] = [:]
 
     /// Makes an empty registry.
     public init() {}
@@ -26,7 +29,7 @@ public struct StageRegistry: Sendable {
         for type in types { try register(type) }
     }
 
-    /// Adds a kind. Throws when its type name is taken or not snake_case, when it is none of input, filter or
+    /// Adds a kind. Throws when its type name is taken in its role or is not snake_case, when it is none of input, filter or
     /// output, or when its declaration repeats an option or port name.
     public mutating func register(_ stageType: any Stage.Type) throws {
         let declaration = stageType.declaration
@@ -43,8 +46,9 @@ public struct StageRegistry: Sendable {
         guard Naming.isSnakeCase(declaration.type) else {
             throw StageError("stage type '\(declaration.type)' is not snake_case")
         }
-        guard byType[declaration.type] == nil else {
-            throw StageError("stage type '\(declaration.type)' is already registered")
+        if let taken = byType[declaration.type]?.first(where: { kinds[$0].role == role }) {
+            throw StageError(
+                "\(role.rawValue) type '\(declaration.type)' is already registered (by \(kinds[taken].stageType))")
         }
         let options = declaration.options + StageRegistry.runtimeOptions(for: role)
         var seen: Set<String> = ["type"]
@@ -55,13 +59,18 @@ public struct StageRegistry: Sendable {
         for port in declaration.ports where !ports.insert(port.name).inserted {
             throw StageError("stage type '\(declaration.type)' declares port '\(port.name)' twice")
         }
-        byType[declaration.type] = kinds.count
+        byType[declaration.type, default: []].append(kinds.count)
         kinds.append(Kind(stageType: stageType, role: role, declaration: declaration, options: options))
     }
 
-    /// The kind with this type name.
+    /// The kind with this type name in `role`.
+    public func kind(_ type: String, role: StageRole) -> Kind? {
+        byType[type]?.lazy.map { kinds[$0] }.first { $0.role == role }
+    }
+
+    /// The first registered kind with this type name, in any role.
     public func kind(_ type: String) -> Kind? {
-        byType[type].map { kinds[$0] }
+        byType[type]?.first.map { kinds[$0] }
     }
 
     /// Every type name of a role, in registration order.
