@@ -22,7 +22,7 @@ run: release
 test: deps
 	@./scripts/ensure-test-deps.sh
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	./scripts/with-test-servers.sh $(SWIFT) test --skip-build
 	$(MAKE) lint
 
 lint:

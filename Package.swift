@@ -31,7 +31,13 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
         .target(name: "CRouterShims"),
+
         .target(
             name: "Router",
             dependencies: [
@@ -43,9 +49,10 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(name: "AMQP", dependencies: ["Router", "CRabbitMQ"], swiftSettings: strictSettings),
         .target(
             name: "Inputs",
-            dependencies: ["Router", "CRouterShims", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Router", "CRouterShims", "AMQP", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -57,6 +64,7 @@ let package = Package(
             name: "Outputs",
             dependencies: [
                 "Router",
+                "AMQP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -84,7 +92,7 @@ let package = Package(
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: strictSettings),
         .testTarget(
-            name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "CRouterShims"],
+            name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "AMQP", "CRouterShims"],
             swiftSettings: strictSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["Router", "CRouterShims"], swiftSettings: strictSettings),
     ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the system packages routerd builds and tests with are installed: libyaml (through pkg-config).
+# Makes sure the system packages routerd builds with are installed: libyaml and rabbitmq-c (through pkg-config).
 # As root it installs what is missing with apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
@@ -7,6 +7,9 @@ missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists yaml-0.1; then
     missing+=(libyaml-dev)
+fi
+if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists librabbitmq; then
+    missing+=(librabbitmq-dev)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,0 +1,246 @@
+#ifndef CRABBITMQ_SHIM_H
+#define CRABBITMQ_SHIM_H
+// rabbitmq-c (Debian's librabbitmq-dev) and the few helpers Swift cannot write against it directly: amqp_login
+// is variadic, the method ids are cast macros, and a frame's payload is a union of pointers. The AMQP module
+// wraps all of this; no type from here appears in its public API.
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+/// What routerd_amqp_next_event / routerd_amqp_consume report.
+enum routerd_amqp_kind {
+    ROUTERD_AMQP_NONE = 0,             // nothing within the timeout
+    ROUTERD_AMQP_ACK = 1,              // publisher confirm: delivery_tag, multiple
+    ROUTERD_AMQP_NACK = 2,             // publisher nack: delivery_tag, multiple
+    ROUTERD_AMQP_RETURN = 3,           // an unroutable mandatory message: reply_code, text, message_id
+    ROUTERD_AMQP_DELIVERY = 4,         // a consumed message (routerd_amqp_consume's envelope)
+    ROUTERD_AMQP_CLOSED = 5,           // the broker closed the channel or connection: reply_code, text
+    ROUTERD_AMQP_FAILED = 6,           // a socket or protocol error: status, text
+    ROUTERD_AMQP_OTHER = 7,            // a frame routerd does not act on (already handled)
+};
+
+typedef struct {
+    int kind;
+    int status;
+    uint64_t delivery_tag;
+    int multiple;
+    uint16_t reply_code;
+    char text[512];
+    char message_id[128];
+} routerd_amqp_event;
+
+static inline void routerd_amqp_copy(char *destination, size_t capacity, amqp_bytes_t bytes) {
+    size_t length = bytes.len < capacity - 1 ? bytes.len : capacity - 1;
+    if (length > 0) memcpy(destination, bytes.bytes, length);
+    destination[length] = 0;
+}
+
+static inline struct timeval routerd_amqp_timeval(int milliseconds) {
+    struct timeval value;
+    value.tv_sec = milliseconds / 1000;
+    value.tv_usec = (milliseconds % 1000) * 1000;
+    return value;
+}
+
+/// Describes an RPC reply that was not normal into `text` (the broker's close reason or the library's error).
+static inline int routerd_amqp_describe_reply(amqp_rpc_reply_t reply, char *text, size_t capacity) {
+    switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        text[0] = 0;
+        return 0;
+    case AMQP_RESPONSE_NONE:
+        snprintf(text, capacity, "missing RPC reply");
+        return -1;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(text, capacity, "%s", amqp_error_string2(reply.library_error));
+        return reply.library_error;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD && reply.reply.decoded) {
+            amqp_connection_close_t *close = (amqp_connection_close_t *)reply.reply.decoded;
+            char reason[400];
+            routerd_amqp_copy(reason, sizeof reason, close->reply_text);
+            snprintf(text, capacity, "the broker closed the connection: %u %s", close->reply_code, reason);
+            return close->reply_code;
+        }
+        if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD && reply.reply.decoded) {
+            amqp_channel_close_t *close = (amqp_channel_close_t *)reply.reply.decoded;
+            char reason[400];
+            routerd_amqp_copy(reason, sizeof reason, close->reply_text);
+            snprintf(text, capacity, "the broker closed the channel: %u %s", close->reply_code, reason);
+            return close->reply_code;
+        }
+        snprintf(text, capacity, "the broker answered with method 0x%08x", reply.reply.id);
+        return -1;
+    }
+    snprintf(text, capacity, "unknown reply type %d", (int)reply.reply_type);
+    return -1;
+}
+
+/// amqp_login with the PLAIN mechanism (amqp_login is variadic, which Swift cannot call).
+static inline amqp_rpc_reply_t routerd_amqp_login(
+    amqp_connection_state_t state, const char *vhost, int heartbeat_seconds, const char *user,
+    const char *password) {
+    return amqp_login(state, vhost, 0, 131072, heartbeat_seconds, AMQP_SASL_METHOD_PLAIN, user, password);
+}
+
+/// Publishes one persistent message with a content type and a message id.
+static inline int routerd_amqp_publish(
+    amqp_connection_state_t state, amqp_channel_t channel, amqp_bytes_t exchange, amqp_bytes_t routing_key,
+    int mandatory, amqp_bytes_t content_type, amqp_bytes_t message_id, const void *body, size_t length) {
+    amqp_basic_properties_t properties;
+    memset(&properties, 0, sizeof properties);
+    properties._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+    properties.content_type = content_type;
+    properties.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    properties.message_id = message_id;
+    amqp_bytes_t payload;
+    payload.len = length;
+    payload.bytes = (void *)body;
+    return amqp_basic_publish(state, channel, exchange, routing_key, mandatory, 0, &properties, payload);
+}
+
+/// Answers a close from the broker (so it can finish closing) and describes it into `event`.
+static inline void routerd_amqp_closed(amqp_connection_state_t state, amqp_frame_t *frame, routerd_amqp_event *event) {
+    event->kind = ROUTERD_AMQP_CLOSED;
+    if (frame->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *close = (amqp_connection_close_t *)frame->payload.method.decoded;
+        event->reply_code = close->reply_code;
+        char reason[400];
+        routerd_amqp_copy(reason, sizeof reason, close->reply_text);
+        snprintf(event->text, sizeof event->text, "the broker closed the connection: %u %s", close->reply_code,
+                 reason);
+        amqp_connection_close_ok_t ok;
+        amqp_send_method(state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    } else {
+        amqp_channel_close_t *close = (amqp_channel_close_t *)frame->payload.method.decoded;
+        event->reply_code = close->reply_code;
+        char reason[400];
+        routerd_amqp_copy(reason, sizeof reason, close->reply_text);
+        snprintf(event->text, sizeof event->text, "the broker closed the channel: %u %s", close->reply_code, reason);
+        amqp_channel_close_ok_t ok;
+        amqp_send_method(state, frame->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    }
+}
+
+/// Handles one method frame that arrived outside an RPC: confirms, returns, closes, a cancel by the broker.
+static inline void routerd_amqp_handle_method(
+    amqp_connection_state_t state, amqp_frame_t *frame, routerd_amqp_event *event) {
+    switch (frame->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *ack = (amqp_basic_ack_t *)frame->payload.method.decoded;
+        event->kind = ROUTERD_AMQP_ACK;
+        event->delivery_tag = ack->delivery_tag;
+        event->multiple = ack->multiple;
+        return;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *nack = (amqp_basic_nack_t *)frame->payload.method.decoded;
+        event->kind = ROUTERD_AMQP_NACK;
+        event->delivery_tag = nack->delivery_tag;
+        event->multiple = nack->multiple;
+        return;
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+        amqp_basic_return_t *returned = (amqp_basic_return_t *)frame->payload.method.decoded;
+        event->kind = ROUTERD_AMQP_RETURN;
+        event->reply_code = returned->reply_code;
+        routerd_amqp_copy(event->text, sizeof event->text, returned->reply_text);
+        // The returned message's header and body follow; its message id says which entry it was.
+        amqp_message_t message;
+        amqp_rpc_reply_t reply = amqp_read_message(state, frame->channel, &message, 0);
+        if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+            event->kind = ROUTERD_AMQP_FAILED;
+            event->status = routerd_amqp_describe_reply(reply, event->text, sizeof event->text);
+            return;
+        }
+        if (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+            routerd_amqp_copy(event->message_id, sizeof event->message_id, message.properties.message_id);
+        }
+        amqp_destroy_message(&message);
+        return;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        routerd_amqp_closed(state, frame, event);
+        return;
+    case AMQP_BASIC_CANCEL_METHOD:
+        event->kind = ROUTERD_AMQP_CLOSED;
+        snprintf(event->text, sizeof event->text, "the broker cancelled the consumer (was the queue deleted?)");
+        return;
+    default:
+        event->kind = ROUTERD_AMQP_OTHER;
+        return;
+    }
+}
+
+/// Waits up to `timeout_ms` (0: only what is already there) for one frame and reports what it was.
+static inline void routerd_amqp_next_event(amqp_connection_state_t state, int timeout_ms, routerd_amqp_event *event) {
+    memset(event, 0, sizeof *event);
+    struct timeval timeout = routerd_amqp_timeval(timeout_ms);
+    amqp_frame_t frame;
+    int status = amqp_simple_wait_frame_noblock(state, &frame, &timeout);
+    if (status == AMQP_STATUS_TIMEOUT) {
+        event->kind = ROUTERD_AMQP_NONE;
+        return;
+    }
+    if (status != AMQP_STATUS_OK) {
+        event->kind = ROUTERD_AMQP_FAILED;
+        event->status = status;
+        snprintf(event->text, sizeof event->text, "%s", amqp_error_string2(status));
+        return;
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD) {
+        event->kind = ROUTERD_AMQP_OTHER;
+        return;
+    }
+    routerd_amqp_handle_method(state, &frame, event);
+}
+
+/// Waits up to `timeout_ms` for a delivery; on ROUTERD_AMQP_DELIVERY the caller reads `envelope` and then
+/// destroys it with amqp_destroy_envelope.
+static inline void routerd_amqp_consume(
+    amqp_connection_state_t state, int timeout_ms, amqp_envelope_t *envelope, routerd_amqp_event *event) {
+    memset(event, 0, sizeof *event);
+    amqp_maybe_release_buffers(state);
+    struct timeval timeout = routerd_amqp_timeval(timeout_ms);
+    amqp_rpc_reply_t reply = amqp_consume_message(state, envelope, &timeout, 0);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+        event->kind = ROUTERD_AMQP_DELIVERY;
+        event->delivery_tag = envelope->delivery_tag;
+        event->multiple = envelope->redelivered;
+        return;
+    }
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_TIMEOUT) {
+        event->kind = ROUTERD_AMQP_NONE;
+        return;
+    }
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        // Something other than a delivery arrived: read it and act on it.
+        struct timeval none = routerd_amqp_timeval(0);
+        amqp_frame_t frame;
+        int status = amqp_simple_wait_frame_noblock(state, &frame, &none);
+        if (status == AMQP_STATUS_TIMEOUT) {
+            event->kind = ROUTERD_AMQP_OTHER;
+            return;
+        }
+        if (status != AMQP_STATUS_OK) {
+            event->kind = ROUTERD_AMQP_FAILED;
+            event->status = status;
+            snprintf(event->text, sizeof event->text, "%s", amqp_error_string2(status));
+            return;
+        }
+        if (frame.frame_type != AMQP_FRAME_METHOD) {
+            event->kind = ROUTERD_AMQP_OTHER;
+            return;
+        }
+        routerd_amqp_handle_method(state, &frame, event);
+        return;
+    }
+    event->kind = ROUTERD_AMQP_FAILED;
+    event->status = routerd_amqp_describe_reply(reply, event->text, sizeof event->text);
+}
+
+#endif

@@ -1,0 +1,272 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Two real routerd processes with a real RabbitMQ node between them: an ingest router (udp -> amqp) and a store
+/// router (amqp -> file), as in a two-tier deployment.
+@Suite("routerd binary: amqp input and output with a real broker")
+struct AMQPTests {
+    /// udp_in -> to_broker (amqp), with a dashboard for the counters.
+    static func ingestConfig(url: String, queue: String, extra: String = "") -> String {
+        """
+        inputs:
+          udp_in: {type: udp, address: 127.0.0.1, port: 0}
+        outputs:
+          to_broker:
+            type: amqp
+            inputs: [udp_in]
+            url: "\(url)"
+            queue: \(queue)
+            queue_max_events: 200000
+            reconnect_backoff_max: 1s
+        \(extra)
+          stats: {type: http_stats, inputs: [udp_in], port: 0, when_full: drop_newest}
+        """
+    }
+
+    /// from_broker (amqp) -> out.jsonl, with a dashboard for the counters.
+    static func storeConfig(url: String, queue: String) -> String {
+        """
+        inputs:
+          from_broker:
+            type: amqp
+            url: "\(url)"
+            queue: \(queue)
+            reconnect_backoff_max: 1s
+        outputs:
+          out: {type: file, inputs: [from_broker], path: out.jsonl}
+          stats: {type: http_stats, inputs: [from_broker], port: 0, when_full: drop_newest}
+        """
+    }
+
+    /// A stage's counters from the router's /stats.
+    static func counters(_ routerd: RouterdProcess, stage: String) throws -> [String: Any] {
+        let port = try routerd.listeningPort(stage: "stats")
+        let stats = try httpGet(port: port, "/stats").json()
+        let stages = stats["stages"] as? [[String: Any]] ?? []
+        guard let found = stages.first(where: { $0["name"] as? String == stage }) else {
+            throw TestFailure("no stage \(stage) in /stats")
+        }
+        return found["counters"] as? [String: Any] ?? [:]
+    }
+
+    static func entries(_ range: Range<Int>) -> [String] {
+        range.map { seedEntry(sequence: $0, level: "INFO", message: "through the broker") }
+    }
+
+    @Test func amqp_whenTenThousandEntriesPassThroughTheBroker_theFileHoldsEachExactlyOnce() throws {
+        let node = try RabbitMQNode.shared()
+        let queue = RabbitMQNode.queueName("once")
+        let ingestDirectory = try TestPaths.temporaryDirectory()
+        let storeDirectory = try TestPaths.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: ingestDirectory)
+            try? FileManager.default.removeItem(at: storeDirectory)
+        }
+        let ingest = try RouterdProcess(
+            config: Self.ingestConfig(url: node.url, queue: queue), directory: ingestDirectory)
+        try ingest.waitForLog("connected")
+        let store = try RouterdProcess(config: Self.storeConfig(url: node.url, queue: queue), directory: storeDirectory)
+        try store.waitForLog("consuming")
+        let port = try ingest.listeningPort(stage: "udp_in")
+
+        try UDPClient().send(Self.entries(0..<10_000), port: port)
+        let output = storeDirectory.appendingPathComponent("out.jsonl")
+        try waitUntil("10,000 lines in the store's file", timeout: 60) {
+            fileLines(output).count >= 10_000 ? true : nil
+        }
+        try waitUntil("every message acknowledged") {
+            (try Self.counters(store, stage: "from_broker")["acked"] as? Int) == 10_000 ? true : nil
+        }
+        let published = try Self.counters(ingest, stage: "to_broker")
+        let consumed = try Self.counters(store, stage: "from_broker")
+        #expect(try ingest.terminate() == 0)
+        #expect(try store.terminate() == 0)
+
+        let sequences = fileLines(output).compactMap(sequenceOf)
+        #expect(sequences.count == 10_000, "no duplicates, no partial lines")
+        #expect(Set(sequences) == Set(0..<10_000))
+        #expect(published["published"] as? Int == 10_000)
+        #expect(published["confirmed"] as? Int == 10_000)
+        #expect(published["retried"] as? Int == 0)
+        #expect(consumed["received"] as? Int == 10_000)
+        #expect(consumed["redelivered"] as? Int == 0)
+        let depth = try node.depth(queue)
+        #expect(depth?.ready == 0 && depth?.unacknowledged == 0, "the queue is empty: \(String(describing: depth))")
+    }
+
+    @Test func amqp_whenTheBrokerRestartsMidStream_nothingIsLostAndCopiesAreCounted() throws {
+        let node = try RabbitMQNode.start()
+        defer { node.stopQuietly() }
+        let queue = RabbitMQNode.queueName("restart")
+        let ingestDirectory = try TestPaths.temporaryDirectory()
+        let storeDirectory = try TestPaths.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: ingestDirectory)
+            try? FileManager.default.removeItem(at: storeDirectory)
+        }
+        let ingest = try RouterdProcess(
+            config: Self.ingestConfig(url: node.url, queue: queue), directory: ingestDirectory)
+        try ingest.waitForLog("connected")
+        let store = try RouterdProcess(config: Self.storeConfig(url: node.url, queue: queue), directory: storeDirectory)
+        try store.waitForLog("consuming")
+        let port = try ingest.listeningPort(stage: "udp_in")
+        let client = try UDPClient()
+
+        // In flight when the broker goes: published but unconfirmed on one side, delivered but unacked on the other.
+        client.send(Self.entries(0..<8_000), port: port, burst: 200)
+        try node.stop()
+        // Arriving while it is down: they wait in the ingest router's queue.
+        client.send(Self.entries(8_000..<14_000), port: port, burst: 200)
+        try ingest.waitForLog("connection lost; reconnecting")
+        try node.restart()
+        client.send(Self.entries(14_000..<20_000), port: port, burst: 200)
+
+        let output = storeDirectory.appendingPathComponent("out.jsonl")
+        try waitUntil("all 20,000 sequences in the store's file", timeout: 120) {
+            Set(fileLines(output).compactMap(sequenceOf)).count == 20_000 ? true : nil
+        }
+        try store.waitForLog("connected again")
+        try ingest.waitForLog("connected again")
+        try waitUntil("the queue drained") {
+            let depth = try node.depth(queue)
+            return depth?.ready == 0 && depth?.unacknowledged == 0 ? true : nil
+        }
+        let published = try Self.counters(ingest, stage: "to_broker")
+        let consumed = try Self.counters(store, stage: "from_broker")
+        #expect(try ingest.terminate() == 0)
+        #expect(try store.terminate() == 0)
+
+        let sequences = fileLines(output).compactMap(sequenceOf)
+        #expect(Set(sequences) == Set(0..<20_000), "nothing lost")
+        // At least once: every copy is accounted for by a publish again or a delivery again.
+        let copies = sequences.count - 20_000
+        let retried = published["retried"] as? Int ?? 0
+        let redelivered = consumed["redelivered"] as? Int ?? 0
+        #expect(copies <= retried + redelivered, "copies \(copies), retried \(retried), redelivered \(redelivered)")
+        #expect((published["reconnects"] as? Int ?? 0) >= 1)
+        #expect((consumed["reconnects"] as? Int ?? 0) >= 1)
+        #expect(published["confirmed"] as? Int ?? 0 >= 20_000)
+        let dropped = published["events_dropped"] as? [String: Any] ?? [:]
+        #expect(dropped.values.allSatisfy { ($0 as? [String: Int])?.values.allSatisfy { $0 == 0 } ?? true })
+    }
+
+    @Test func amqp_whenTheStoreRouterIsDown_messagesWaitInTheQueueAndArriveWhenItIsBack() throws {
+        let node = try RabbitMQNode.shared()
+        let queue = RabbitMQNode.queueName("waiting")
+        let ingestDirectory = try TestPaths.temporaryDirectory()
+        let storeDirectory = try TestPaths.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: ingestDirectory)
+            try? FileManager.default.removeItem(at: storeDirectory)
+        }
+        let ingest = try RouterdProcess(
+            config: Self.ingestConfig(url: node.url, queue: queue), directory: ingestDirectory)
+        try ingest.waitForLog("connected")
+        try UDPClient().send(Self.entries(0..<5_000), port: try ingest.listeningPort(stage: "udp_in"))
+        try waitUntil("5,000 messages ready in the queue (rabbitmqctl)", timeout: 30) {
+            try node.depth(queue)?.ready == 5_000 ? true : nil
+        }
+
+        let store = try RouterdProcess(config: Self.storeConfig(url: node.url, queue: queue), directory: storeDirectory)
+        let output = storeDirectory.appendingPathComponent("out.jsonl")
+        try waitUntil("5,000 lines in the store's file", timeout: 30) {
+            fileLines(output).count >= 5_000 ? true : nil
+        }
+        try waitUntil("the queue drained") {
+            let depth = try node.depth(queue)
+            return depth?.ready == 0 && depth?.unacknowledged == 0 ? true : nil
+        }
+        #expect(try ingest.terminate() == 0)
+        #expect(try store.terminate() == 0)
+        let sequences = fileLines(output).compactMap(sequenceOf)
+        #expect(sequences.count == 5_000)
+        #expect(Set(sequences) == Set(0..<5_000))
+    }
+
+    @Test func amqp_whenThePasswordIsWrong_theErrorNamesStageAndMaskedUrlAndHealthIsDegraded() throws {
+        let node = try RabbitMQNode.shared()
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let secret = "not-the-password-\(UUID().uuidString.prefix(6))"
+        let routerd = try RouterdProcess(
+            config: Self.ingestConfig(url: node.url(password: secret), queue: RabbitMQNode.queueName("denied")),
+            directory: directory)
+        let failure = try #require(try routerd.waitForLog("cannot connect; retrying").first)
+        #expect(failure["stage"] as? String == "to_broker")
+        #expect((failure["url"] as? String ?? "").contains("routerd:***@127.0.0.1"))
+        #expect((failure["error"] as? String ?? "").contains("ACCESS_REFUSED"), "\(failure)")
+        let health = try waitUntil("/health degraded") { () -> HTTPReply? in
+            let reply = try httpGet(port: try routerd.listeningPort(stage: "stats"), "/health")
+            return reply.body.contains("degraded") ? reply : nil
+        }
+        #expect(health.status == 200)
+        #expect(health.body.contains("outputs.to_broker"))
+        #expect(try routerd.terminate() == 0)
+        #expect(!routerd.logLines.joined().contains(secret), "the password never appears in the log")
+    }
+
+    @Test func amqp_whenTheBrokerIsUnreachable_theInputSaysSoAndHealthIsDegraded() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A port nothing listens on: bind one, note it, close it.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                _ = bind(probe, pointer, length)
+                return getsockname(probe, pointer, &length)
+            }
+        }
+        let closedPort = UInt16(bigEndian: address.sin_port)
+        close(probe)
+        let url = "amqp://routerd:hunter2-secret@127.0.0.1:\(closedPort)/"
+        let routerd = try RouterdProcess(
+            config: Self.storeConfig(url: url, queue: "nowhere"), directory: directory)
+        let failure = try #require(try routerd.waitForLog("cannot connect; retrying").first)
+        #expect(failure["stage"] as? String == "from_broker")
+        #expect(failure["url"] as? String == "amqp://routerd:***@127.0.0.1:\(closedPort)/")
+        let health = try waitUntil("/health degraded") { () -> HTTPReply? in
+            let reply = try httpGet(port: try routerd.listeningPort(stage: "stats"), "/health")
+            return reply.body.contains("degraded") ? reply : nil
+        }
+        #expect(health.body.contains("inputs.from_broker"))
+        #expect(try routerd.terminate() == 0)
+        #expect(!routerd.logLines.joined().contains("hunter2"))
+    }
+
+    @Test func amqp_whenAnAckFilterIsUpstream_theSenderIsAckedOnlyAfterTheBrokerConfirmed() throws {
+        let node = try RabbitMQNode.shared()
+        let queue = RabbitMQNode.queueName("acked")
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = """
+            inputs:
+              udp_in: {type: udp, address: 127.0.0.1, port: 0}
+            filters:
+              acks: {type: ack, inputs: [udp_in], levels: [ERROR]}
+            outputs:
+              to_broker: {type: amqp, inputs: [acks], url: "\(node.url)", queue: \(queue)}
+            """
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        try routerd.waitForLog("connected")
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let client = try UDPClient()
+        for sequence in 0..<50 { client.send(seedEntry(sequence: sequence, level: "ERROR"), port: port) }
+        var acked: Set<Int> = []
+        let deadline = Date().addingTimeInterval(20)
+        while acked.count < 50 && Date() < deadline {
+            guard let reply = client.receive(timeout: 1) else { continue }
+            if reply.contains("\"ack\":true"), let sequence = sequenceOf(reply) { acked.insert(sequence) }
+        }
+        #expect(acked == Set(0..<50))
+        #expect(try node.depth(queue)?.ready == 50, "every acked entry is in the queue")
+        #expect(try routerd.terminate() == 0)
+    }
+}

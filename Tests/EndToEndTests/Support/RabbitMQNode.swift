@@ -1,0 +1,115 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A private RabbitMQ node on loopback, driven through scripts/rabbitmq-node.sh (its own directory, ports, epmd).
+///
+/// ``shared`` is the node `make test` started (ROUTERD_TEST_RABBITMQ_DIR); without it, the first test that needs
+/// a broker starts one and it is stopped when the test process exits. Tests that stop or restart the broker use
+/// a node of their own (``start()``) so that they never disturb tests running beside them.
+final class RabbitMQNode: Sendable {
+    let directory: URL
+    let url: String
+    let ownsDirectory: Bool
+
+    private static let script = TestPaths.packageRoot.appendingPathComponent("scripts/rabbitmq-node.sh").path
+    private static let sharedNode = Mutex<Result<RabbitMQNode, any Error>?>(nil)
+
+    private init(directory: URL, url: String, ownsDirectory: Bool) {
+        self.directory = directory
+        self.url = url
+        self.ownsDirectory = ownsDirectory
+    }
+
+    /// The node every broker test shares (queues are named per test).
+    static func shared() throws -> RabbitMQNode {
+        try sharedNode.withLock { node in
+            let result =
+                node
+                ?? Result {
+                    if let path = ProcessInfo.processInfo.environment["ROUTERD_TEST_RABBITMQ_DIR"], !path.isEmpty {
+                        let directory = URL(fileURLWithPath: path)
+                        let url = try run(["url", directory.path]).trimmingCharacters(in: .whitespacesAndNewlines)
+                        return RabbitMQNode(directory: directory, url: url, ownsDirectory: false)
+                    }
+                    let started = try start()
+                    atexit {
+                        guard let node = try? RabbitMQNode.sharedNode.withLock({ try $0?.get() }) else { return }
+                        node.stopQuietly()
+                    }
+                    return started
+                }
+            node = result
+            return try result.get()
+        }
+    }
+
+    /// Starts a new node in a temporary directory (about 10 s).
+    static func start() throws -> RabbitMQNode {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "routerd-rabbitmq-\(UUID().uuidString.prefix(8))")
+        let url = try run(["start", directory.path]).split(separator: "\n").last.map(String.init) ?? ""
+        guard url.hasPrefix("amqp://") else { throw TestFailure("rabbitmq-node.sh start printed no url: \(url)") }
+        return RabbitMQNode(directory: directory, url: url, ownsDirectory: true)
+    }
+
+    /// The url with another password, for the login-refused tests.
+    func url(password: String) -> String {
+        url.replacingOccurrences(of: ":routerd-test@", with: ":\(password)@")
+    }
+
+    /// Stops the node (its data stays).
+    func stop() throws { _ = try Self.run(["stop", directory.path]) }
+
+    /// Starts a stopped node again on the same ports with the same data.
+    func restart() throws { _ = try Self.run(["start", directory.path]) }
+
+    /// Stops the node and removes its directory, ignoring errors (for cleanup).
+    func stopQuietly() {
+        _ = try? Self.run(["stop", directory.path])
+        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    /// Messages ready plus unacknowledged in `queue`, as `rabbitmqctl list_queues` reports them (nil: no queue).
+    func depth(_ queue: String) throws -> (ready: Int, unacknowledged: Int)? {
+        let output = try Self.run(
+            ["ctl", directory.path, "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"])
+        for line in output.split(separator: "\n") {
+            let fields = line.split(separator: "\t").map(String.init)
+            if fields.count == 3, fields[0] == queue, let ready = Int(fields[1]), let unacked = Int(fields[2]) {
+                return (ready, unacked)
+            }
+        }
+        return nil
+    }
+
+    /// A queue name no other test uses.
+    static func queueName(_ label: String) -> String {
+        "test-\(label)-\(UUID().uuidString.prefix(8))"
+    }
+
+    @discardableResult
+    private static func run(_ arguments: [String]) throws -> String {
+        // Output goes to a file, not a pipe: the broker the script starts lives on and would hold a pipe open.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("rabbitmq-node-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let handle = try FileHandle(forWritingTo: log)
+        defer { try? handle.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script] + arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        guard process.terminationStatus == 0 else {
+            throw TestFailure("rabbitmq-node.sh \(arguments.joined(separator: " ")) failed:\n\(text)")
+        }
+        return text
+    }
+}
