@@ -305,6 +305,7 @@ struct ComplianceTests {
             case "path": result.append((option.name, yaml(.string(directory.file("\(kind.declaration.type).log")))))
             case "port": result.append((option.name, "0"))
             case "address", "host", "bind": result.append((option.name, "127.0.0.1"))
+            case "secret": result.append((option.name, "compliance-test-secret-at-least-32-bytes"))
             default:
                 if option.requirement == .required {
                     Issue.record("no test value for required option '\(option.name)' of '\(kind.declaration.type)'")
