@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: strictSettings),
         .testTarget(
             name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "CRouterShims"],
-            swiftSettings: strictSettings),
+            exclude: ["Fixtures"], swiftSettings: strictSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["Router", "CRouterShims"], swiftSettings: strictSettings),
     ]
 )
