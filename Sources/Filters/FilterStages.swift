@@ -3,5 +3,5 @@ public import Router
 /// The filter stage kinds routerd ships, for the registry's one explicit list.
 public enum FilterStages {
     /// Every built-in filter kind.
-    public static let builtin: [any Stage.Type] = [ValidateJSON.self, MatchLevel.self, Ack.self]
+    public static let builtin: [any Stage.Type] = [ValidateJSON.self, MatchLevel.self, Ack.self, Verify.self]
 }

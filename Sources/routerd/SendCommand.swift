@@ -1,4 +1,5 @@
 import ArgumentParser
+import Filters
 import Foundation
 import Router
 
@@ -19,6 +20,12 @@ struct SendCommand: ParsableCommand {
 
             ERROR entries not acknowledged within --ack-timeout are sent again, up to --retries times, the wait \
             doubling each time. Exits 1 when an ERROR entry is still not acknowledged (or was refused) at the end.
+
+            With --format diode, sends the data-diode seed's messages instead: {"client_id", "text", "token", \
+            "checksum"}, the token an HS256 JWT (iss udp_client, 30 s lifetime) signed with --secret or SECRET_KEY, \
+            the checksum the MD5 of the message as Python's json.dumps(..., sort_keys=True) writes it. --file lines \
+            become the texts. --tamper spoils every message one way, to see a `verify` filter reject them. Nothing \
+            is acknowledged: the diode is one-way.
             """)
 
     @OptionGroup var target: TargetOptions
@@ -26,7 +33,7 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Number of sample entries to send (ignored with --file).")
     var count: Int = 20
 
-    @Option(help: "The `app` field of sample entries.")
+    @Option(help: "The `app` field of sample entries (with --format diode, the prefix of each client_id).")
     var app: String = "client"
 
     @Option(
@@ -40,17 +47,52 @@ struct SendCommand: ParsableCommand {
     @Option(help: "How many times an unacknowledged ERROR entry is sent again (the wait doubles each time).")
     var retries: Int = 3
 
+    @Option(help: "What to send: the log client's entries (seed) or the data-diode seed's signed messages (diode).")
+    var format: SendFormat = .seed
+
+    @Option(
+        help: ArgumentHelp(
+            "The HS256 secret that signs diode tokens; SECRET_KEY in the environment sets the default.",
+            valueName: "text"))
+    var secret: String?
+
+    @Option(help: "The `iss` claim of diode tokens.")
+    var issuer: String = "udp_client"
+
+    @Option(
+        help: ArgumentHelp(
+            "Spoil every diode message: a token signed with another secret (signature), a wrong checksum "
+                + "(checksum), a token that expired a minute ago (expired), or another issuer (issuer).",
+            valueName: "how"))
+    var tamper: TamperArgument?
+
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
         guard retries >= 0 else { throw ValidationError("--retries must not be negative") }
         guard ackTimeout.nanoseconds > 0 else { throw ValidationError("--ack-timeout must be more than 0") }
+        if format == .diode {
+            guard diodeSecret != nil else {
+                throw ValidationError("--format diode needs --secret or SECRET_KEY in the environment")
+            }
+        } else if tamper != nil {
+            throw ValidationError("--tamper applies to --format diode only")
+        }
+    }
+
+    /// `--secret`, or SECRET_KEY from the environment; nil when neither is set or it is empty.
+    private var diodeSecret: String? {
+        let value = secret ?? ProcessInfo.processInfo.environment["SECRET_KEY"]
+        return value?.isEmpty == false ? value : nil
     }
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let entries: [OutgoingEntry]
         do {
-            entries = try file.map(OutgoingEntry.lines(ofFile:)) ?? sampleEntries()
+            switch format {
+            case .seed: entries = try file.map(OutgoingEntry.lines(ofFile:)) ?? sampleEntries()
+            case .diode: entries = try diodeEntries()
+            }
         } catch {
             printError("routerd send: \(error)")
             throw ExitCode(2)
@@ -74,6 +116,28 @@ struct SendCommand: ParsableCommand {
         if !report.allAcked { throw ExitCode(1) }
     }
 
+    /// Signed seed messages: one per --file line (the line is the text) or --count generated ones.
+    private func diodeEntries() throws -> [OutgoingEntry] {
+        let texts: [String]
+        if let file {
+            texts = try OutgoingEntry.lines(ofFile: file).map { String(decoding: $0.payload, as: UTF8.self) }
+        } else {
+            let samples = [
+                "sensor reading 21.5 \u{B0}C", "door 3 opened", "harorat: 22 daraja", "batch \u{2713} complete",
+                "\u{43F}\u{440}\u{438}\u{432}\u{435}\u{442} from the field", "pressure \"nominal\"",
+            ]
+            texts = (0..<count).map { "\(samples[$0 % samples.count]) #\($0 + 1)" }
+        }
+        let key = Array((diodeSecret ?? "").utf8)
+        let issuedAt = wallClockNanos() / 1_000_000_000
+        return texts.enumerated().map { index, text in
+            let message = DiodeMessage.make(
+                clientID: "\(app)-\(index + 1)", text: text, secret: key, issuer: issuer, issuedAt: issuedAt,
+                tamper: tamper?.tamper)
+            return OutgoingEntry(payload: message, ackSequence: nil, isError: false)
+        }
+    }
+
     private func sampleEntries() -> [OutgoingEntry] {
         let host = target.entryHostName
         let messages: [EntryLevel: [String]] = [
@@ -92,6 +156,28 @@ struct SendCommand: ParsableCommand {
                 host: host)
             return OutgoingEntry(
                 payload: Array(line.utf8), ackSequence: level == .error ? sequence : nil, isError: level == .error)
+        }
+    }
+}
+
+/// What `routerd send` sends.
+enum SendFormat: String, ExpressibleByArgument, CaseIterable {
+    /// The log client's entries (timestamp, sequence, app, level, message, host).
+    case seed
+    /// The data-diode seed's signed messages (client_id, text, token, checksum).
+    case diode
+}
+
+/// `--tamper`: how to spoil diode messages.
+enum TamperArgument: String, ExpressibleByArgument, CaseIterable {
+    case signature, checksum, expired, issuer
+
+    var tamper: DiodeMessage.Tamper {
+        switch self {
+        case .signature: .signature
+        case .checksum: .checksum
+        case .expired: .expired
+        case .issuer: .issuer
         }
     }
 }

@@ -313,6 +313,7 @@ struct ComplianceTests {
             case "address", "host", "bind": result.append((option.name, "127.0.0.1"))
             case "url" where kind.declaration.type == "amqp": result.append((option.name, yaml(.string(brokerURL))))
             case "queue" where kind.declaration.type == "amqp": result.append((option.name, "compliance"))
+            case "secret": result.append((option.name, "compliance-test-secret-at-least-32-bytes"))
             default:
                 if option.requirement == .required {
                     Issue.record("no test value for required option '\(option.name)' of '\(kind.declaration.type)'")

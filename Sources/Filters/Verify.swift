@@ -1,0 +1,235 @@
+public import Router
+
+/// `verify`: passes entries whose JWT and checksum hold, as the data-diode seed's receiver checks them; the rest go
+/// to `rejected` with a reason and a detail.
+///
+/// The token (field `token`) must be an HS256 JWT signed with `secret`, whose `iss` is `issuer`, whose `exp` has
+/// not passed and whose `nbf`/`iat` (when present) have, each with `leeway`. The checksum (field `checksum`) must
+/// be the MD5 hex digest of the entry without that field, written as Python's `json.dumps(entry, sort_keys=True)`.
+/// "Now" is the batch's receive time. Each entry is parsed once; the parser accepts what Python's `json.loads`
+/// accepts (see ``JSONDocument``) and never traps on any byte string.
+public final class Verify: FilterStage {
+    /// The reasons an entry is refused, in the order of the `rejected{reason}` counter.
+    public static let reasons = [
+        "not_json", "missing_token", "malformed_token", "bad_signature", "expired", "not_yet_valid", "wrong_issuer",
+        "missing_checksum", "bad_checksum",
+    ]
+
+    /// The `verify` declaration.
+    public static let declaration = StageDeclaration(
+        type: "verify",
+        summary: "Checks each entry's HS256 JWT and MD5 checksum as the data-diode seed does; the rest go to "
+            + "`rejected` with a reason.",
+        options: [
+            OptionDeclaration(
+                "secret", .string, .required,
+                "The HS256 key (its UTF-8 bytes), usually `\"${SECRET_KEY:?set SECRET_KEY}\"`. An empty secret is "
+                    + "refused; one shorter than 32 bytes is accepted with a warning in the log. Every token signed "
+                    + "with another key is rejected as bad_signature."),
+            OptionDeclaration(
+                "issuer", .string, .defaultValue(.string("udp_client")),
+                "The `iss` claim every token must carry, exactly; any other, or none, is rejected as wrong_issuer."),
+            OptionDeclaration(
+                "leeway", .duration(.zero...(.seconds(300))), .defaultValue(.duration(.seconds(5))),
+                "Clock skew allowed between senders and routerd: a token is expired once `exp` + leeway has passed, "
+                    + "and not yet valid while `nbf` or `iat` - leeway is still ahead of the receive time. A larger "
+                    + "value lets a captured message be replayed for longer."),
+            OptionDeclaration(
+                "token_field", .string, .defaultValue(.string("token")),
+                "The top-level field that holds the JWT."),
+            OptionDeclaration(
+                "checksum", .bool, .defaultValue(.bool(true)),
+                "Whether entries must carry a checksum. `false` checks only the token: the checksum field, if any, "
+                    + "is not examined (and an entry altered in transit passes if its token is good)."),
+            OptionDeclaration(
+                "checksum_field", .string, .defaultValue(.string("checksum")),
+                "The top-level field that holds the MD5 hex digest (lowercase) of the entry without that field, as "
+                    + "Python's `json.dumps(entry, sort_keys=True)` writes it."),
+        ],
+        ports: [
+            PortDeclaration(
+                "rejected",
+                "Entries refused, each with its reason (not_json, missing_token, malformed_token, bad_signature, "
+                    + "expired, not_yet_valid, wrong_issuer, missing_checksum, bad_checksum) and a detail.")
+        ],
+        counters: [CounterDeclaration("rejected", label: "reason", values: reasons, "Entries refused, by reason.")],
+        check: { options in
+            var problems: [String] = []
+            if (try? options.string("secret"))?.isEmpty == true {
+                problems.append("'secret' is empty: set it, usually from \"${SECRET_KEY:?set SECRET_KEY}\"")
+            }
+            let token = (try? options.string("token_field")) ?? "token"
+            let checksum = (try? options.string("checksum_field")) ?? "checksum"
+            if token.isEmpty { problems.append("'token_field' is empty") }
+            if checksum.isEmpty { problems.append("'checksum_field' is empty") }
+            if token == checksum && (try? options.bool("checksum")) != false {
+                problems.append("'token_field' and 'checksum_field' are both '\(token)'")
+            }
+            return problems
+        }
+    )
+
+    /// Port index of `rejected`.
+    public static let rejectedPort = 1
+
+    private enum Refusal: Int {
+        case notJSON, missingToken, malformedToken, badSignature, expired, notYetValid, wrongIssuer
+        case missingChecksum, badChecksum
+    }
+
+    private struct Rejection {
+        var refusal: Refusal
+        var detail: String
+        var offset: Int32 = -1
+    }
+
+    private let checker: HS256Token
+    private let tokenField: [UInt8]
+    private let tokenFieldName: String
+    private let checksumField: [UInt8]?
+    private let checksumFieldName: String
+    private let reasonIDs: [Reason]
+    private let rejectedCounters: [Counter]
+
+    /// Makes the filter.
+    public init(context: StageContext) throws {
+        let options = context.options
+        let secret = try options.string("secret")
+        guard !secret.isEmpty else { throw StageError("'secret' is empty") }
+        if secret.utf8.count < 32 {
+            context.logger.warning(
+                "the verify secret is shorter than 32 bytes; HS256 keys should be at least as long as the hash",
+                metadata: ["secret_bytes": "\(secret.utf8.count)"])
+        }
+        let leeway = try options.duration("leeway")
+        checker = HS256Token(
+            secret: Array(secret.utf8), issuer: try options.string("issuer"),
+            leewaySeconds: Double(leeway.nanoseconds) / 1e9)
+        tokenFieldName = try options.string("token_field")
+        tokenField = Array(tokenFieldName.utf8)
+        checksumFieldName = try options.string("checksum_field")
+        checksumField = try options.bool("checksum") ? Array(checksumFieldName.utf8) : nil
+        reasonIDs = Verify.reasons.map { Reason($0) }
+        rejectedCounters = Verify.reasons.map { context.counters.counter("rejected", label: "reason", value: $0) }
+    }
+
+    /// Verifies each entry and routes it.
+    public func process(_ batch: Batch, into output: inout FilterOutput) {
+        let nowNanos = batch.receivedAtNanos != 0 ? batch.receivedAtNanos : wallClockNanos()
+        let nowSeconds = Double(nowNanos) / 1e9
+        var document = JSONDocument()
+        var tokenScratch = HS256Token.Scratch()
+        var text: [UInt8] = []
+        var dumped: [UInt8] = []
+        var details = batch.details
+        var counts = [Int](repeating: 0, count: Verify.reasons.count)
+        var routed = batch.bytes.withUnsafeBytes { all in
+            batch.partition(portCount: 2) { event in
+                let start = Int(event.start)
+                let end = start + Int(event.count)
+                guard start >= 0, end <= all.count else { return Verify.rejectedPort }
+                let rejection = verify(
+                    UnsafeRawBufferPointer(rebasing: all[start..<end]), truncated: event.flags.contains(.truncated),
+                    nowSeconds: nowSeconds, document: &document, tokenScratch: &tokenScratch, text: &text,
+                    dumped: &dumped)
+                guard let rejection else { return 0 }
+                counts[rejection.refusal.rawValue] += 1
+                event.reason = reasonIDs[rejection.refusal.rawValue]
+                event.reasonOffset = rejection.offset
+                event.detail = Int32(details.count)
+                details.append(rejection.detail)
+                return Verify.rejectedPort
+            }
+        }
+        for (index, count) in counts.enumerated() where count > 0 { rejectedCounters[index].add(count) }
+        if details.count != batch.details.count {
+            for index in routed.indices { routed[index].details = details }
+        }
+        output.emit(partitioned: routed)
+    }
+
+    /// Why `entry` is refused, or nil when it passes.
+    private func verify(
+        _ entry: UnsafeRawBufferPointer, truncated: Bool, nowSeconds: Double, document: inout JSONDocument,
+        tokenScratch: inout HS256Token.Scratch, text: inout [UInt8], dumped: inout [UInt8]
+    ) -> Rejection? {
+        if truncated {
+            return Rejection(refusal: .notJSON, detail: "truncated at max_datagram_bytes", offset: Int32(entry.count))
+        }
+        if let error = document.parse(entry) {
+            return Rejection(refusal: .notJSON, detail: error.description, offset: Int32(clamping: error.offset))
+        }
+        guard let root = document.rootKind, root == .object else {
+            let kind = document.rootKind.map(Verify.name(of:)) ?? "value"
+            return Rejection(refusal: .notJSON, detail: "a JSON \(kind), not an object", offset: 0)
+        }
+
+        guard let token = document.member(tokenField, in: entry) else {
+            return Rejection(refusal: .missingToken, detail: "no '\(tokenFieldName)' field")
+        }
+        guard let tokenBytes = stringBytes(at: token, document, entry, &text) else {
+            let kind = document.kind(at: token).map(Verify.name(of:)) ?? "value"
+            return Rejection(refusal: .malformedToken, detail: "'\(tokenFieldName)' is a \(kind), not a string")
+        }
+        let outcome: HS256Token.TokenCheck
+        if let range = tokenBytes {
+            outcome = checker.check(
+                UnsafeRawBufferPointer(rebasing: entry[range]), nowSeconds: nowSeconds, scratch: &tokenScratch)
+        } else {
+            outcome = text.withUnsafeBytes { checker.check($0, nowSeconds: nowSeconds, scratch: &tokenScratch) }
+        }
+        switch outcome {
+        case .valid: break
+        case .malformed(let detail): return Rejection(refusal: .malformedToken, detail: detail)
+        case .badSignature(let detail): return Rejection(refusal: .badSignature, detail: detail)
+        case .expired(let detail): return Rejection(refusal: .expired, detail: detail)
+        case .notYetValid(let detail): return Rejection(refusal: .notYetValid, detail: detail)
+        case .wrongIssuer(let detail): return Rejection(refusal: .wrongIssuer, detail: detail)
+        }
+
+        guard let checksumField else { return nil }
+        guard let checksum = document.member(checksumField, in: entry) else {
+            return Rejection(refusal: .missingChecksum, detail: "no '\(checksumFieldName)' field")
+        }
+        guard let checksumBytes = stringBytes(at: checksum, document, entry, &text) else {
+            let kind = document.kind(at: checksum).map(Verify.name(of:)) ?? "value"
+            return Rejection(refusal: .badChecksum, detail: "'\(checksumFieldName)' is a \(kind), not a string")
+        }
+        dumped.removeAll(keepingCapacity: true)
+        document.appendPythonDumps(of: entry, omittingTopLevelKey: checksumField, to: &dumped)
+        let matches = dumped.withUnsafeBytes { content in
+            if let range = checksumBytes {
+                return DiodeMessage.md5Matches(content, hex: UnsafeRawBufferPointer(rebasing: entry[range]))
+            }
+            return text.withUnsafeBytes { DiodeMessage.md5Matches(content, hex: $0) }
+        }
+        if matches { return nil }
+        let given = checksumBytes.map { Array(entry[$0]) } ?? text
+        let shown = String(decoding: given.prefix(64), as: UTF8.self) + (given.count > 64 ? "..." : "")
+        let actual = String(decoding: DiodeMessage.md5Hex(dumped), as: UTF8.self)
+        return Rejection(
+            refusal: .badChecksum, detail: "'\(checksumFieldName)' is '\(shown)', the entry's is \(actual)")
+    }
+
+    /// A string value's bytes: `.some(range)` in the entry when it has no escapes, `.some(nil)` when decoded into
+    /// `text`, nil when the value is not a string.
+    private func stringBytes(
+        at index: Int, _ document: JSONDocument, _ entry: UnsafeRawBufferPointer, _ text: inout [UInt8]
+    ) -> Range<Int>?? {
+        if let range = document.rawString(at: index) { return .some(range) }
+        text.removeAll(keepingCapacity: true)
+        guard document.decodeString(at: index, in: entry, into: &text) else { return nil }
+        return .some(nil)
+    }
+
+    private static func name(of kind: JSONDocument.Kind) -> String {
+        switch kind {
+        case .object: "object"
+        case .array: "array"
+        case .string: "string"
+        case .integer, .float: "number"
+        case .true, .false: "boolean"
+        case .null: "null"
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+/// The data-diode ingest path run by the real binary: udp -> verify -> file, rejects to a dead-letter file, fed by
+/// `routerd send --format diode`.
+@Suite("routerd binary: verify and send --format diode", .serialized)
+struct VerifyEndToEndTests {
+    static let secret = "end-to-end-secret-at-least-32-bytes-long"
+
+    static let config = """
+        inputs:
+          udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+        filters:
+          verified: { type: verify, inputs: [udp_in], secret: "${SECRET_KEY:?set SECRET_KEY}" }
+        outputs:
+          messages: { type: file, inputs: [verified], path: "${LOG_DIR}/messages.log" }
+          rejected: { type: file, inputs: [verified.rejected], path: "${LOG_DIR}/rejected.log", format: dead_letter }
+        """
+
+    func object(_ line: String) -> [String: Any]? {
+        try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+    }
+
+    @Test func sendDiode_throughVerify_storesTheSignedMessagesAndDeadLettersEachTamperWithItsReason() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logs = directory.appendingPathComponent("logs")
+        let routerd = try RouterdProcess(
+            config: Self.config, directory: directory,
+            environment: ["SECRET_KEY": Self.secret, "LOG_DIR": logs.path])
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let environment = ["SECRET_KEY": Self.secret]
+        let good = try runRouterd(
+            ["send", "--format", "diode", "--port", "\(port)", "--count", "12"], environment: environment)
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        #expect(good.stdout.contains("sent: 12 to 127.0.0.1:\(port)\n"))
+        let tampered: [(String, Int)] = [("signature", 3), ("checksum", 2), ("expired", 1), ("issuer", 1)]
+        for (how, count) in tampered {
+            let result = try runRouterd(
+                ["send", "--format", "diode", "--port", "\(port)", "--count", "\(count)", "--tamper", how],
+                environment: environment)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        }
+        let wrongKey = try runRouterd([
+            "send", "--format", "diode", "--port", "\(port)", "--count", "1", "--secret", "not-the-secret",
+        ])
+        #expect(wrongKey.status == 0)
+        #expect(try routerd.terminate() == 0)
+
+        let stored = fileLines(logs.appendingPathComponent("messages.log")).compactMap(object)
+        #expect(stored.count == 12)
+        #expect(stored.allSatisfy { Set($0.keys) == ["client_id", "text", "token", "checksum"] })
+        #expect(Set(stored.compactMap { $0["client_id"] as? String }) == Set((1...12).map { "client-\($0)" }))
+        #expect(stored.contains { ($0["text"] as? String)?.contains("\u{2713}") == true })
+
+        let dead = fileLines(logs.appendingPathComponent("rejected.log")).compactMap(object)
+        var reasons: [String: Int] = [:]
+        for line in dead { reasons[line["reason"] as? String ?? "?", default: 0] += 1 }
+        #expect(reasons == ["bad_signature": 4, "bad_checksum": 2, "expired": 1, "wrong_issuer": 1])
+        #expect(dead.allSatisfy { ($0["detail"] as? String)?.isEmpty == false && $0["entry"] is String })
+        let expired = try #require(dead.first { $0["reason"] as? String == "expired" })
+        #expect((expired["detail"] as? String)?.hasPrefix("expired 6") == true, "\(expired)")
+    }
+
+    @Test func sendDiode_withoutASecret_refusesToStart() throws {
+        let result = try runRouterd(
+            ["send", "--format", "diode", "--port", "9", "--count", "1"], environment: ["SECRET_KEY": ""])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--format diode needs --secret or SECRET_KEY in the environment"))
+        let tamper = try runRouterd(["send", "--port", "9", "--count", "1", "--tamper", "checksum"])
+        #expect(tamper.status != 0)
+        #expect(tamper.stderr.contains("--tamper applies to --format diode only"))
+    }
+
+    @Test func validate_whenTheVerifySecretIsEmpty_namesTheStageAndOption() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("router.yaml").path
+        try Self.config.replacingOccurrences(of: "\"${SECRET_KEY:?set SECRET_KEY}\"", with: "\"\"")
+            .write(toFile: path, atomically: false, encoding: .utf8)
+        let result = try runRouterd(["validate", "-c", path], environment: ["LOG_DIR": directory.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("filters.verified: 'secret' is empty"), "\(result.stderr)")
+    }
+}
