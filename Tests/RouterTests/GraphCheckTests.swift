@@ -82,7 +82,8 @@ private final class GraphNull: OutputStage {
 /// An output with a port of its own, like `postgres` and its `rejected` port.
 private final class GraphStore: OutputStage {
     static let declaration = StageDeclaration(
-        type: "test_store", summary: "Test output with a port.",
+        type: "test_store", summary: "Test output with a port and a mapping option.",
+        options: [OptionDeclaration("columns", .mapping(.string), .optional, "Column to field.")],
         ports: [PortDeclaration("rejected", "Entries the store refused.")])
 
     init(context: StageContext) throws {}
@@ -582,6 +583,35 @@ struct GraphCheckErrorTests {
                 """)
     }
 
+    @Test func graph_whenAMappingOptionIsGivenAListOrANestedValue_reportsTheShapeWithAnExample() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              first:
+                type: test_store
+                inputs: [source]
+                columns: [text, token]
+              second:
+                type: test_store
+                inputs: [source]
+                columns:
+                  text: [message]
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:8:14: error: outputs.first: option 'columns' must be a mapping, e.g. {name: name}, got a \
+                list
+                    columns: [text, token]
+                             ^
+                router.yaml:13:13: error: outputs.second: option 'columns' must be a string, got a list
+                      text: [message]
+                            ^
+                """)
+    }
+
     @Test func graph_whenACycleRunsThroughAnOutputsPort_reportsIt() {
         let yaml = """
             inputs:
@@ -1028,6 +1058,26 @@ struct GraphCheckPlanTests {
         let plan = try plan(yaml)
         #expect(plan.stages.map(\.name) == ["source", "early", "store", "late", "dead"])
         #expect(plan.stage("late")?.upstreams == [Upstream(stage: "store", port: 1, portName: "rejected")])
+    }
+
+    @Test func plan_convertsAMappingOptionWithEveryValueInterpolated() throws {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              store:
+                type: test_store
+                inputs: [source]
+                columns:
+                  text: message
+                  sender: "${FIELD}"
+
+            """
+        let plan = try plan(yaml, environment: ["FIELD": "client.id"])
+        let options = try #require(plan.stage("store")?.options)
+        #expect(try options.stringMapping("columns") == ["text": "message", "sender": "client.id"])
+        #expect(options.values["columns"]?.description == "{sender: client.id, text: message}")
     }
 
     @Test func plan_whenPortIsInterpolated_convertsTheExpandedText() throws {

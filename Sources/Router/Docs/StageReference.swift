@@ -115,7 +115,7 @@ public enum StageReference {
     private static func allowedValues(_ type: OptionType) -> [String]? {
         switch type {
         case .oneOf(let values): values
-        case .list(let element): allowedValues(element)
+        case .list(let element), .mapping(let element): allowedValues(element)
         default: nil
         }
     }
@@ -138,6 +138,10 @@ public enum StageReference {
         case .size(let bytes): String(bytes)
         case .duration(let duration): JSONText.quoted(Units.formatDuration(duration))
         case .list(let items): "[" + items.map(jsonValue).joined(separator: ",") + "]"
+        case .mapping(let entries):
+            "{"
+                + entries.sorted { $0.key < $1.key }.map { JSONText.quoted($0.key) + ":" + jsonValue($0.value) }
+                .joined(separator: ",") + "}"
         }
     }
 }
