@@ -22,7 +22,8 @@ run: release
 test: deps
 	@./scripts/ensure-test-deps.sh
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+# A private PostgreSQL on loopback for the postgres output's tests, stopped and removed however the tests end.
+	./scripts/postgres-node.sh run -- $(SWIFT) test --skip-build
 	$(MAKE) lint
 
 lint:
