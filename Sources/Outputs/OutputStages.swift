@@ -4,6 +4,6 @@ public import Router
 public enum OutputStages {
     /// Every built-in output kind.
     public static let builtin: [any Stage.Type] = [
-        RotatingFileOutput.self, FileOutput.self, StdoutOutput.self, HTTPStatsOutput.self,
+        RotatingFileOutput.self, FileOutput.self, StdoutOutput.self, HTTPStatsOutput.self, PostgresOutput.self,
     ]
 }
