@@ -14,12 +14,14 @@ enum BlockingBridge {
     /// (close the connection it uses).
     struct TimedOut: Error {}
 
-    /// Runs `work` and waits until it finishes or the monotonic deadline (nanoseconds) passes.
+    /// Runs `work` and waits until it finishes or the monotonic deadline (nanoseconds) passes. A value that
+    /// arrives after the caller stopped waiting is handed to `discard` (to close a connection nobody will use).
     static func run<Value: Sendable>(
         on executor: EventLoopTaskExecutor, until deadlineNanos: Int64,
+        discard: @escaping @Sendable (Value) -> Void = { _ in },
         _ work: @escaping @Sendable () async throws -> Value
     ) throws -> Value {
-        let box = ResultBox<Value>()
+        let box = ResultBox<Value>(discard: discard)
         Task(executorPreference: executor) {
             do {
                 box.finish(.success(try await work()))
@@ -28,21 +30,36 @@ enum BlockingBridge {
             }
         }
         let remaining = max(0, deadlineNanos - monotonicNanos())
-        guard box.semaphore.wait(timeout: .now() + .nanoseconds(Int(clamping: remaining))) == .success else {
-            throw TimedOut()
-        }
-        guard let outcome = box.result.withLock({ $0 }) else { throw TimedOut() }
+        _ = box.semaphore.wait(timeout: .now() + .nanoseconds(Int(clamping: remaining)))
+        guard let outcome = box.takeOrAbandon() else { throw TimedOut() }
         return try outcome.get()
     }
 }
 
 private final class ResultBox<Value: Sendable>: Sendable {
-    let result = Mutex<Result<Value, any Error>?>(nil)
+    private let state = Mutex<(result: Result<Value, any Error>?, abandoned: Bool)>((nil, false))
+    private let discard: @Sendable (Value) -> Void
     let semaphore = DispatchSemaphore(value: 0)
 
+    init(discard: @escaping @Sendable (Value) -> Void) {
+        self.discard = discard
+    }
+
     func finish(_ outcome: Result<Value, any Error>) {
-        result.withLock { $0 = outcome }
+        let abandoned = state.withLock { state -> Bool in
+            state.result = outcome
+            return state.abandoned
+        }
+        if abandoned, case .success(let value) = outcome { discard(value) }
         semaphore.signal()
+    }
+
+    /// The result if there is one; otherwise marks the box abandoned, so that a late value is discarded.
+    func takeOrAbandon() -> Result<Value, any Error>? {
+        state.withLock { state in
+            if case .none = state.result { state.abandoned = true }
+            return state.result
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 import Logging
 import PostgresNIO
 import Router
-import Synchronization
 
 /// Why an operation on the database failed, sorted by what the output does next.
 struct PostgresFailure: Error, CustomStringConvertible {
@@ -55,20 +54,18 @@ final class PostgresSession {
         let remaining = max(1_000_000, deadline - monotonicNanos())
         configuration.options.connectTimeout = .nanoseconds(min(connectTimeout.nanoseconds, remaining))
         configuration.options.additionalStartupParameters = [("application_name", "routerd")]
-        let abandoned = AbandonFlag()
         let executor = EventLoopTaskExecutor(PostgresConnection.defaultEventLoopGroup.next())
         do {
-            let connection = try BlockingBridge.run(on: executor, until: deadline) { [configuration] in
-                let connection = try await PostgresConnection.connect(
+            let connection = try BlockingBridge.run(
+                on: executor, until: deadline,
+                // Made after the caller stopped waiting: nobody will use it (close it, keeping it alive until closed).
+                discard: { connection in connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+            ) { [configuration] in
+                try await PostgresConnection.connect(
                     on: executor.eventLoop, configuration: configuration, id: 1, logger: logger)
-                // Made after the caller stopped waiting: nobody will use it.
-                if abandoned.isSet { try? await connection.close() }
-                return connection
             }
             return PostgresSession(connection: connection, executor: executor, logger: logger)
-        } catch let error as BlockingBridge.TimedOut {
-            _ = error
-            abandoned.set()
+        } catch is BlockingBridge.TimedOut {
             throw PostgresFailure(kind: .connection, message: "no connection within the time allowed")
         } catch {
             throw PostgresSession.classify(error)
@@ -194,13 +191,4 @@ final class PostgresSession {
         if let underlying = error.underlying { message += ": \(underlying)" }
         return PostgresFailure(kind: .connection, message: message)
     }
-}
-
-/// Set once the caller of a connect has stopped waiting for it.
-private final class AbandonFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-
-    var isSet: Bool { flag.load(ordering: .acquiring) }
-
-    func set() { flag.store(true, ordering: .releasing) }
 }
