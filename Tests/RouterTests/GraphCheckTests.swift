@@ -612,6 +612,29 @@ struct GraphCheckErrorTests {
                 """)
     }
 
+    @Test func graph_whenAnOutputWithPortsIsMisspeltAsUpstream_suggestsIt() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              store:
+                type: test_store
+                inputs: [source]
+              dead:
+                type: test_sink
+                inputs: [stor.rejected]
+                path: /var/log/dead.log
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:10:14: error: outputs.dead: unknown upstream 'stor' (did you mean 'store'?)
+                    inputs: [stor.rejected]
+                             ^
+                """)
+    }
+
     @Test func graph_whenACycleRunsThroughAnOutputsPort_reportsIt() {
         let yaml = """
             inputs:

@@ -289,7 +289,11 @@ private struct GraphChecker {
         let name = parts[0]
         guard let index = byName[name] else {
             var message = "unknown upstream '\(name)'"
-            let candidates = declared.filter { $0.role != .output && $0.name != stage.name }.map(\.name)
+            // Outputs feed nothing except through their ports: only those with ports are candidates.
+            let candidates = declared.filter { candidate in
+                candidate.name != stage.name
+                    && (candidate.role != .output || candidate.kind?.declaration.ports.isEmpty == false)
+            }.map(\.name)
             if let suggestion = EditDistance.suggestion(for: name, among: candidates) {
                 message += " (did you mean '\(suggestion)'?)"
             } else if !candidates.isEmpty {
