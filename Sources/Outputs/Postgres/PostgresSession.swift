@@ -1,6 +1,12 @@
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresNIO
 import Router
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Why an operation on the database failed, sorted by what the output does next.
 struct PostgresFailure: Error, CustomStringConvertible {
@@ -188,7 +194,22 @@ final class PostgresSession {
         case .uncleanShutdown: message = "the connection ended uncleanly"
         default: message = "\(error.code)"
         }
-        if let underlying = error.underlying { message += ": \(underlying)" }
+        if let underlying = error.underlying { message += ": " + describe(underlying) }
         return PostgresFailure(kind: .connection, message: message)
+    }
+
+    /// NIO's connection errors in a person's words (`Connection refused`), not as nested Swift values.
+    private static func describe(_ error: any Error) -> String {
+        if let connection = error as? NIOConnectionError {
+            if let failure = connection.connectionErrors.first { return describe(failure.error) }
+            if connection.dnsAError != nil || connection.dnsAAAAError != nil {
+                return "cannot resolve host '\(connection.host)'"
+            }
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if case ChannelError.connectTimeout(let amount) = error {
+            return "no answer within \(amount.nanoseconds / 1_000_000)ms"
+        }
+        return "\(error)"
     }
 }
