@@ -22,7 +22,8 @@ run: release
 test: deps
 	@./scripts/ensure-test-deps.sh
 	$(SWIFT) build --build-tests
-	./scripts/with-test-servers.sh $(SWIFT) test --skip-build
+# Private RabbitMQ and PostgreSQL servers on loopback for the broker and database tests, stopped however they end.
+	./scripts/with-test-servers.sh ./scripts/postgres-node.sh run -- $(SWIFT) test --skip-build
 	$(MAKE) lint
 
 lint:

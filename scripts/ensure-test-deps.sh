@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the programs the end-to-end tests drive are installed: promtool (Debian's `prometheus` package) for
 # `promtool check metrics`, headless Chromium (`chromium`) for the dashboard test and docs/dashboard.png, and
-# RabbitMQ (`rabbitmq-server`) for the amqp tests, which start a private node of their own (never the system's).
+# RabbitMQ (`rabbitmq-server`) for the amqp tests, which start a private node of their own (never the system's),
+# and PostgreSQL's server (`postgresql`) for the postgres output's tests (scripts/postgres-node.sh runs it privately).
 # Quick and silent when both are there. As root it installs what is missing with apt-get; otherwise it prints
 # the exact command to run and exits 1 (the tests fail, rather than skip, without these tools).
 set -euo pipefail
@@ -12,13 +13,16 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     missing+=(chromium)
 fi
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} with apt-get (for the dashboard, /metrics and broker tests)" >&2
+    echo "installing ${missing[*]} with apt-get (for the dashboard, /metrics, broker and database tests)" >&2
     apt-get update -qq
     # No service is started in a container without an init system; the policy only matters on a full host.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -5,5 +5,6 @@ public enum OutputStages {
     /// Every built-in output kind.
     public static let builtin: [any Stage.Type] = [
         RotatingFileOutput.self, FileOutput.self, StdoutOutput.self, HTTPStatsOutput.self, AMQPOutput.self,
+        PostgresOutput.self,
     ]
 }

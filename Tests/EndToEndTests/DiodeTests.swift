@@ -44,7 +44,8 @@ struct DiodeTests {
             ])
         try ingest.waitForLog("connected")
         try store.waitForLog("consuming")
-        return Tiers(ingest: ingest, store: store, port: try ingest.listeningPort(stage: "udp_in"), directory: directory)
+        return Tiers(
+            ingest: ingest, store: store, port: try ingest.listeningPort(stage: "udp_in"), directory: directory)
     }
 
     /// `routerd send --format diode` to the ingest tier.

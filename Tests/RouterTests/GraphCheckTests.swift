@@ -79,8 +79,21 @@ private final class GraphNull: OutputStage {
     func run(_ queue: OutputQueue) throws {}
 }
 
+/// An output with a port of its own, like `postgres` and its `rejected` port.
+private final class GraphStore: OutputStage {
+    static let declaration = StageDeclaration(
+        type: "test_store", summary: "Test output with a port and a mapping option.",
+        options: [OptionDeclaration("columns", .mapping(.string), .optional, "Column to field.")],
+        ports: [PortDeclaration("rejected", "Entries the store refused.")])
+
+    init(context: StageContext) throws {}
+    func run(_ queue: OutputQueue) throws {}
+}
+
 private func graphRegistry() throws -> StageRegistry {
-    try StageRegistry([GraphSource.self, GraphSplit.self, GraphAck.self, GraphSink.self, GraphNull.self])
+    try StageRegistry([
+        GraphSource.self, GraphSplit.self, GraphAck.self, GraphSink.self, GraphNull.self, GraphStore.self,
+    ])
 }
 
 /// Checks `yaml` as `router.yaml` and returns the whole rendered error text, or nil when it is accepted.
@@ -194,7 +207,7 @@ struct GraphCheckErrorTests {
         #expect(
             renderedErrors(yaml) == """
                 router.yaml:6:11: error: outputs.sink: unknown output type 'kafka'; output types are: test_sink, \
-                test_null
+                test_null, test_store
                     type: kafka
                           ^
                 """)
@@ -535,6 +548,113 @@ struct GraphCheckErrorTests {
                 router.yaml:11:14: error: outputs.mirror: 'sink' is an output; outputs do not feed other stages
                     inputs: [sink]
                              ^
+                """)
+    }
+
+    @Test func graph_whenAnOutputsDefaultPortIsUsedAsUpstream_namesThePortsItOffers() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              store:
+                type: test_store
+                inputs: [source]
+              first:
+                type: test_sink
+                inputs: [store]
+                path: /var/log/a.log
+              second:
+                type: test_sink
+                inputs: [store.default]
+                path: /var/log/b.log
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:10:14: error: outputs.first: 'store' is an output; outputs do not feed other stages \
+                except through their ports: store.rejected
+                    inputs: [store]
+                             ^
+                router.yaml:14:14: error: outputs.second: 'store' is an output; outputs do not feed other stages \
+                except through their ports: store.rejected
+                    inputs: [store.default]
+                             ^
+                """)
+    }
+
+    @Test func graph_whenAMappingOptionIsGivenAListOrANestedValue_reportsTheShapeWithAnExample() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              first:
+                type: test_store
+                inputs: [source]
+                columns: [text, token]
+              second:
+                type: test_store
+                inputs: [source]
+                columns:
+                  text: [message]
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:8:14: error: outputs.first: option 'columns' must be a mapping, e.g. {name: name}, got a \
+                list
+                    columns: [text, token]
+                             ^
+                router.yaml:13:13: error: outputs.second: option 'columns' must be a string, got a list
+                      text: [message]
+                            ^
+                """)
+    }
+
+    @Test func graph_whenAnOutputWithPortsIsMisspeltAsUpstream_suggestsIt() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              store:
+                type: test_store
+                inputs: [source]
+              dead:
+                type: test_sink
+                inputs: [stor.rejected]
+                path: /var/log/dead.log
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:10:14: error: outputs.dead: unknown upstream 'stor' (did you mean 'store'?)
+                    inputs: [stor.rejected]
+                             ^
+                """)
+    }
+
+    @Test func graph_whenACycleRunsThroughAnOutputsPort_reportsIt() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            filters:
+              retry:
+                type: test_split
+                inputs: [source, store.rejected]
+            outputs:
+              store:
+                type: test_store
+                inputs: [retry]
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:5:3: error: filters.retry: cycle: retry -> store -> retry
+                  retry:
+                  ^
                 """)
     }
 
@@ -934,6 +1054,53 @@ struct GraphCheckPlanTests {
         let plan = try plan(yaml)
         #expect(plan.stages.map(\.name) == ["source", "first", "second", "third", "sink"])
         #expect(plan.stage("third")?.location?.description == "router.yaml:7:3")
+    }
+
+    @Test func plan_whenAStageReadsAnOutputsPort_ordersItAfterThatOutput() throws {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            filters:
+              late:
+                type: test_split
+                inputs: [store.rejected]
+              early:
+                type: test_split
+                inputs: [source]
+            outputs:
+              dead:
+                type: test_sink
+                inputs: [late, early.rejected]
+                path: /var/log/dead.log
+              store:
+                type: test_store
+                inputs: [early]
+
+            """
+        let plan = try plan(yaml)
+        #expect(plan.stages.map(\.name) == ["source", "early", "store", "late", "dead"])
+        #expect(plan.stage("late")?.upstreams == [Upstream(stage: "store", port: 1, portName: "rejected")])
+    }
+
+    @Test func plan_convertsAMappingOptionWithEveryValueInterpolated() throws {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              store:
+                type: test_store
+                inputs: [source]
+                columns:
+                  text: message
+                  sender: "${FIELD}"
+
+            """
+        let plan = try plan(yaml, environment: ["FIELD": "client.id"])
+        let options = try #require(plan.stage("store")?.options)
+        #expect(try options.stringMapping("columns") == ["text": "message", "sender": "client.id"])
+        #expect(options.values["columns"]?.description == "{sender: client.id, text: message}")
     }
 
     @Test func plan_whenPortIsInterpolated_convertsTheExpandedText() throws {

@@ -57,13 +57,54 @@ private final class RouteFilter: FilterStage {
     }
 }
 
+/// An output with a `rejected` port, like `postgres`: it hands entries containing `reject` to that port (keeping
+/// the batch's trackers), then settles each batch as written. `gated: true` takes nothing until released.
+private final class RefusingOutput: OutputStage {
+    static let declaration = StageDeclaration(
+        type: "refusing",
+        summary: "Hands entries containing 'reject' to its `rejected` port.",
+        options: [
+            OptionDeclaration("hub", .string, .required, "The test hub's id."),
+            OptionDeclaration("gated", .bool, .defaultValue(.bool(false)), "Take nothing until released."),
+        ],
+        ports: [PortDeclaration("rejected", "Entries containing 'reject'.")]
+    )
+
+    private let hub: TestHub
+    private let name: String
+    private let gated: Bool
+    private let context: StageContext
+
+    init(context: StageContext) throws {
+        hub = try TestHub.find(context)
+        name = context.name
+        gated = try context.options.bool("gated")
+        self.context = context
+    }
+
+    func run(_ queue: OutputQueue) throws {
+        if gated { hub.waitForRelease(of: name) }
+        guard let rejectedPort = context.ports.port(named: "rejected") else { throw StageError("no rejected port") }
+        let written = context.counters.counter("events_out", label: "port", value: "default")
+        while case .batches(let batches) = queue.take() {
+            for batch in batches {
+                let parts = batch.partition(portCount: 2) { batch.text(of: $0).contains("reject") ? 1 : 0 }
+                context.ports.emit(parts[1], port: rejectedPort)
+                written.add(parts[0].count)
+                batch.settle(.written)
+            }
+            hub.changed()
+        }
+    }
+}
+
 // MARK: - Helpers
 
 private let quietLogger = Logger(label: "routerd.tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// A router built from `yaml` (stages find the hub through `hub: "${HUB}"`), started.
 private func startRouter(_ yaml: String, hub: TestHub) throws -> Router {
-    let registry = try StageRegistry([FeedInput.self, RouteFilter.self, CaptureOutput.self])
+    let registry = try StageRegistry([FeedInput.self, RouteFilter.self, CaptureOutput.self, RefusingOutput.self])
     let plan = try RouterConfig.parse(
         ConfigSource(path: "router.yaml", text: yaml), environment: ["HUB": hub.id], registry: registry)
     let router = try Router(plan: plan, logger: quietLogger)
@@ -379,6 +420,85 @@ struct RuntimeTests {
         #expect(everything.value("events_dropped", label: "reason", value: "output_failed") == 1)
     }
 
+    @Test func runtime_outputPort_runsRefusedEntriesThroughFiltersToOutputsAndCountsThem() throws {
+        let hub = TestHub()
+        let router = try startRouter(
+            """
+            inputs:
+              feed: {type: feed, hub: "${HUB}"}
+            filters:
+              again: {type: route, inputs: [store.rejected]}
+            outputs:
+              store: {type: refusing, hub: "${HUB}", inputs: [feed]}
+              dead: {type: capture, hub: "${HUB}", inputs: [store.rejected]}
+              after_filter: {type: capture, hub: "${HUB}", inputs: [again.rejected]}
+            """, hub: hub)
+        defer { shutdown(router, hub: hub) }
+        hub.send(Batch(lines: ["ok-1", "reject-1", "ok-2"]), to: "feed")
+        hub.send(Batch(lines: ["reject-2"]), to: "feed")
+        hub.send(Batch(lines: ["ok-3"]), to: "feed")
+        let dead = try #require(hub.capture("dead"))
+        #expect(dead.waitForEvents(2))
+        #expect(try #require(hub.capture("after_filter")).waitForEvents(2))
+        #expect(stop(router, hub: hub))
+        #expect(dead.lines == ["reject-1", "reject-2"])
+        let store = try counters("store", in: router)
+        #expect(store.value("events_in") == 5)
+        #expect(store.value("events_out", label: "port", value: "default") == 3)
+        #expect(store.value("events_out", label: "port", value: "rejected") == 2)
+        #expect(store.value("events_discarded") == 0)
+        #expect(try counters("again", in: router).value("events_in") == 2)
+    }
+
+    @Test func runtime_outputPortThatNothingReads_countsItsEventsAsDiscarded() throws {
+        let hub = TestHub()
+        let router = try startRouter(
+            """
+            inputs:
+              feed: {type: feed, hub: "${HUB}"}
+            outputs:
+              store: {type: refusing, hub: "${HUB}", inputs: [feed]}
+            """, hub: hub)
+        defer { shutdown(router, hub: hub) }
+        hub.send(Batch(lines: ["ok-1", "reject-1", "reject-2"]), to: "feed")
+        #expect(hub.waitUntilEmitted(3, from: "feed"))
+        #expect(stop(router, hub: hub))
+        let store = try counters("store", in: router)
+        #expect(store.value("events_out", label: "port", value: "rejected") == 2)
+        #expect(store.value("events_discarded") == 2)
+    }
+
+    @Test func runtime_stop_drainsAnOutputBeforeClosingTheOutputsItFeedsThroughAPort() throws {
+        let hub = TestHub()
+        let router = try startRouter(
+            """
+            inputs:
+              feed: {type: feed, hub: "${HUB}"}
+            outputs:
+              store: {type: refusing, hub: "${HUB}", inputs: [feed], gated: true}
+              dead: {type: capture, hub: "${HUB}", inputs: [store.rejected]}
+            """, hub: hub)
+        defer { shutdown(router, hub: hub) }
+        for index in 0..<100 { hub.send(Batch(lines: ["ok-\(index)", "reject-\(index)"]), to: "feed") }
+        #expect(hub.waitUntilEmitted(200, from: "feed"))
+        let stopper = WorkerThread(name: "test-stop") {
+            router.stop()
+            hub.changed()
+        }
+        try stopper.start()
+        // The store's queue closes first, with everything still in it; the dead-letter queue stays open meanwhile.
+        let storeQueue = try #require(router.observer.stages.first { $0.name == "store" }?.queue)
+        _ = try #require(pushProbesUntilRefused(storeQueue), "the store's queue was never closed")
+        let deadQueue = try #require(router.observer.stages.first { $0.name == "dead" }?.queue)
+        #expect(deadQueue.push(Batch(lines: ["probe"])), "the dead-letter queue closed before the store drained")
+        hub.release("store")
+        #expect(hub.waitUntil(.seconds(20)) { router.observer.isStopped })
+        stopper.join()
+        let dead = try #require(hub.capture("dead"))
+        #expect(dead.lines == ["probe"] + (0..<100).map { "reject-\($0)" })
+        #expect(try counters("dead", in: router).total("events_dropped") == 0)
+    }
+
     @Test func runtime_stop_emitsWhatTheInputHadAlreadyReceived() throws {
         let hub = TestHub()
         let router = try startRouter(
@@ -419,6 +539,26 @@ struct DeliveryTrackingTests {
         #expect(recorder.first() == .written(outputs: 2))
         #expect(try #require(hub.capture("slow")).waitForEvents(2))
         #expect(recorder.reported.count == 1)
+    }
+
+    @Test func tracker_whenAnOutputHandsEventsOnThroughItsPort_waitsForTheOutputsDownstream() throws {
+        let hub = TestHub()
+        let router = try startRouter(
+            """
+            inputs:
+              feed: {type: feed, hub: "${HUB}"}
+            outputs:
+              store: {type: refusing, hub: "${HUB}", inputs: [feed]}
+              dead: {type: capture, hub: "${HUB}", inputs: [store.rejected], gated: true}
+            """, hub: hub)
+        defer { shutdown(router, hub: hub) }
+        let recorder = OutcomeRecorder(hub: hub)
+        hub.send(trackedBatch(["ok-1", "reject-1"], by: recorder.tracker()), to: "feed")
+        #expect(hub.waitUntil(.seconds(10)) { router.observer.stages.first { $0.name == "dead" }?.queue?.depth == 1 })
+        #expect(recorder.reported.isEmpty)
+        hub.release("dead")
+        #expect(recorder.first() == .written(outputs: 2))
+        #expect(try #require(hub.capture("dead")).lines == ["reject-1"])
     }
 
     @Test func tracker_reportsFailedWhenOneOutputFails() throws {

@@ -314,6 +314,17 @@ struct ComplianceTests {
             case "url" where kind.declaration.type == "amqp": result.append((option.name, yaml(.string(brokerURL))))
             case "queue" where kind.declaration.type == "amqp": result.append((option.name, "compliance"))
             case "secret": result.append((option.name, "compliance-test-secret-at-least-32-bytes"))
+            case "url" where kind.declaration.type == "postgres":
+                // The private server `make test` starts (scripts/postgres-node.sh): a stage that connects must
+                // connect for real to show clean health.
+                if let url = ProcessInfo.processInfo.environment["ROUTERD_TEST_POSTGRES_URL"] {
+                    result.append((option.name, yaml(.string(url))))
+                } else {
+                    let message =
+                        "ROUTERD_TEST_POSTGRES_URL is not set: run `make test`, which starts a private PostgreSQL "
+                        + "(scripts/postgres-node.sh run -- swift test)"
+                    Issue.record("\(message)")
+                }
             default:
                 if option.requirement == .required {
                     Issue.record("no test value for required option '\(option.name)' of '\(kind.declaration.type)'")
@@ -341,6 +352,10 @@ struct ComplianceTests {
         switch value {
         case .string(let text): JSONText.quoted(text)
         case .list(let items): "[" + items.map(yaml).joined(separator: ", ") + "]"
+        case .mapping(let entries):
+            "{"
+                + entries.sorted { $0.key < $1.key }.map { JSONText.quoted($0.key) + ": " + yaml($0.value) }
+                .joined(separator: ", ") + "}"
         default: value.description
         }
     }
@@ -360,6 +375,8 @@ struct ComplianceTests {
             return allowed.contains(word) ? nil : "'\(word)' is not one of \(allowed)"
         case (.list(let element), .list(let items)):
             return items.lazy.compactMap { problem(with: $0, as: element) }.first
+        case (.mapping(let element), .mapping(let entries)):
+            return entries.values.lazy.compactMap { problem(with: $0, as: element) }.first
         default:
             return "\(value) does not have the type \(type.displayName)"
         }

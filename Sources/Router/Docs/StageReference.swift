@@ -50,7 +50,7 @@ public enum StageReference {
             }
             .joined(separator: ",")
             out += "],\"counters\":["
-            out += (standardCounters(for: kind.role) + kind.declaration.counters).map { counter in
+            out += allCounters(of: kind).map { counter in
                 var text = "{\"name\":" + JSONText.quoted(counter.name)
                 if let label = counter.label { text += ",\"label\":" + JSONText.quoted(label) }
                 return text + ",\"description\":" + JSONText.quoted(counter.description) + "}"
@@ -82,7 +82,7 @@ public enum StageReference {
                 out += "\nPorts: `default`"
                 for port in kind.declaration.ports { out += ", `\(port.name)` (\(port.description))" }
                 out += ".\n\nCounters: "
-                out += (standardCounters(for: kind.role) + kind.declaration.counters).map { counter in
+                out += allCounters(of: kind).map { counter in
                     "`\(counter.name)`" + (counter.label.map { "{\($0)}" } ?? "") + " (\(counter.description))"
                 }.joined(separator: ", ")
                 out += ".\n\n"
@@ -91,14 +91,21 @@ public enum StageReference {
         return out
     }
 
-    /// The counters every stage of a role has.
-    public static func standardCounters(for role: StageRole) -> [CounterDeclaration] {
+    private static func allCounters(of kind: StageRegistry.Kind) -> [CounterDeclaration] {
+        standardCounters(for: kind.role, hasPorts: !kind.declaration.ports.isEmpty) + kind.declaration.counters
+    }
+
+    /// The counters every stage of a role has; `hasPorts`: an output with ports besides its default one also
+    /// counts what it sends to ports nothing reads.
+    public static func standardCounters(for role: StageRole, hasPorts: Bool = false) -> [CounterDeclaration] {
         var counters = [
             CounterDeclaration("events_in", "Events that entered the stage."),
-            CounterDeclaration("events_out", label: "port", "Events that left, by port (for outputs: written)."),
+            CounterDeclaration(
+                "events_out", label: "port",
+                "Events that left, by port (for outputs: `default` counts those written, other ports those handed on)."),
             CounterDeclaration("events_dropped", label: "reason", "Events lost, by reason."),
         ]
-        if role != .output {
+        if role != .output || hasPorts {
             counters.append(CounterDeclaration("events_discarded", "Events sent to a port nothing consumes."))
         }
         return counters
@@ -115,7 +122,7 @@ public enum StageReference {
     private static func allowedValues(_ type: OptionType) -> [String]? {
         switch type {
         case .oneOf(let values): values
-        case .list(let element): allowedValues(element)
+        case .list(let element), .mapping(let element): allowedValues(element)
         default: nil
         }
     }
@@ -138,6 +145,10 @@ public enum StageReference {
         case .size(let bytes): String(bytes)
         case .duration(let duration): JSONText.quoted(Units.formatDuration(duration))
         case .list(let items): "[" + items.map(jsonValue).joined(separator: ",") + "]"
+        case .mapping(let entries):
+            "{"
+                + entries.sorted { $0.key < $1.key }.map { JSONText.quoted($0.key) + ":" + jsonValue($0.value) }
+                .joined(separator: ",") + "}"
         }
     }
 }

@@ -289,7 +289,11 @@ private struct GraphChecker {
         let name = parts[0]
         guard let index = byName[name] else {
             var message = "unknown upstream '\(name)'"
-            let candidates = declared.filter { $0.role != .output && $0.name != stage.name }.map(\.name)
+            // Outputs feed nothing except through their ports: only those with ports are candidates.
+            let candidates = declared.filter { candidate in
+                candidate.name != stage.name
+                    && (candidate.role != .output || candidate.kind?.declaration.ports.isEmpty == false)
+            }.map(\.name)
             if let suggestion = EditDistance.suggestion(for: name, among: candidates) {
                 message += " (did you mean '\(suggestion)'?)"
             } else if !candidates.isEmpty {
@@ -299,13 +303,19 @@ private struct GraphChecker {
             return nil
         }
         let upstream = declared[index]
-        if upstream.role == .output {
-            error(
-                "'\(name)' is an output; outputs do not feed other stages", at: location, path: stage.path)
-            return nil
-        }
         if upstream.name == stage.name {
             error("a stage cannot read from itself", at: location, path: stage.path)
+            return nil
+        }
+        // An output's default port is what it writes: nothing can read it. Its other ports (`store.rejected`) carry
+        // what it hands on, like a filter's.
+        if upstream.role == .output && (parts.count == 1 || parts[1] == "default") {
+            let sidePorts = upstream.kind?.declaration.ports.map { "\(name).\($0.name)" } ?? []
+            var message = "'\(name)' is an output; outputs do not feed other stages"
+            if !sidePorts.isEmpty {
+                message += " except through their ports: " + sidePorts.joined(separator: ", ")
+            }
+            error(message, at: location, path: stage.path)
             return nil
         }
         guard let kind = upstream.kind else { return nil }
@@ -362,10 +372,19 @@ private struct GraphChecker {
                     path: declared[cycle[0]].path)
             }
         }
+        // Inputs, then filters, then outputs; a stage fed through an output's port (`store.rejected`) comes in a
+        // later tier, after that output, so that every stage still comes after its upstreams.
+        var tier = [Int](repeating: 0, count: declared.count)
+        for index in order {
+            for upstream in upstreams[index] {
+                guard let source = byName[upstream.stage] else { continue }
+                tier[index] = max(tier[index], tier[source] + (declared[source].role == .output ? 1 : 0))
+            }
+        }
         let roleRank: [StageRole: Int] = [.input: 0, .filter: 1, .output: 2]
         return order.enumerated().sorted {
-            (roleRank[declared[$0.element].role] ?? 0, $0.offset) < (
-                roleRank[declared[$1.element].role] ?? 0, $1.offset
+            (tier[$0.element], roleRank[declared[$0.element].role] ?? 0, $0.offset) < (
+                tier[$1.element], roleRank[declared[$1.element].role] ?? 0, $1.offset
             )
         }.map(\.element)
     }

@@ -16,6 +16,21 @@ enum OptionChecker {
                 }
             }
             return .success(.list(values))
+        case .mapping(let element):
+            guard case .mapping(let entries) = node.kind else {
+                return .failure(
+                    OptionProblem(
+                        node.location, "must be a mapping, e.g. {name: \(example(element))}, got \(shape(node))"))
+            }
+            var values: [String: OptionValue] = [:]
+            for entry in entries {
+                // The YAML loader has already refused a key given twice.
+                switch convert(entry.value, as: element) {
+                case .success(let value): values[entry.key] = value
+                case .failure(let problem): return .failure(problem)
+                }
+            }
+            return .success(.mapping(values))
         default:
             guard case .scalar(let text) = node.kind else {
                 return .failure(OptionProblem(node.location, "must be \(article(type)), got \(shape(node))"))
@@ -77,6 +92,8 @@ enum OptionChecker {
             return .failure(Message(message))
         case .list:
             return .failure("must be a list")
+        case .mapping:
+            return .failure("must be a mapping")
         }
     }
 
@@ -85,6 +102,7 @@ enum OptionChecker {
         case .integer: "an integer"
         case .oneOf(let values): "one of: " + values.joined(separator: ", ")
         case .list(let element): "a list of \(element.displayName)"
+        case .mapping(let element): "a mapping of name to \(element.displayName)"
         default: "a " + type.displayName
         }
     }

@@ -1,7 +1,8 @@
 /// A checked router config: every stage with its kind, options and upstreams, in an order where every stage
 /// comes after its upstreams.
 public struct RouterPlan: Sendable {
-    /// The stages: inputs first, then filters in dependency order, then outputs.
+    /// The stages, each after its upstreams: inputs first, then filters in dependency order, then outputs. Stages
+    /// fed through an output's port (`store.rejected`) come after that output, in the same order again.
     public var stages: [StagePlan]
     /// The `router:` section's values, defaults filled in.
     public var globals: StageOptions

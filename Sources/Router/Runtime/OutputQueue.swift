@@ -143,6 +143,24 @@ public final class OutputQueue: @unchecked Sendable {
         return .batches(taken)
     }
 
+    /// Whether ``close()`` was called (events may still be queued: ``take(maxEvents:minEvents:timeout:)`` hands
+    /// them out before it says ``Take/closed``).
+    public var isClosed: Bool { lock.withLock { state.pointee.closed } }
+
+    /// Waits, taking nothing, until the queue is closed or the monotonic deadline (nanoseconds) passes; returns
+    /// whether it is closed. For an output that pauses between retries and must notice a shutdown at once.
+    public func waitUntilClosed(deadlineNanos: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        while !state.pointee.closed && !state.pointee.failed {
+            if !lock.wait(OutputQueue.consumer, untilMonotonicNanos: deadlineNanos) && monotonicNanos() >= deadlineNanos
+            {
+                break
+            }
+        }
+        return state.pointee.closed
+    }
+
     /// No more pushes will come: the output drains what is queued, then sees ``Take/closed``.
     public func close() {
         lock.withLock {

@@ -6,13 +6,15 @@ internal import Synchronization
 ///
 /// Lifecycle: ``init(plan:logger:)`` builds every stage (binding sockets, opening files) and reports every
 /// failure at once; ``start()`` starts outputs, then inputs; ``stop()`` stops inputs (which emit what they already
-/// received), then closes output queues in graph order and waits until every output has flushed and closed.
+/// received), then closes output queues in graph order and waits until every output has flushed and closed. An
+/// output that feeds other stages through a port (`store.rejected`) is drained before the outputs downstream of it
+/// are closed, so that what it hands on while it drains is still written.
 public final class Router: Sendable {
     /// What the router's stages look like from outside.
     public let observer: RouterObserver
     private let nodes: [Node]
     private let logger: Logger
-    private let threads = Mutex<(inputs: [WorkerThread], outputs: [WorkerThread])>(([], []))
+    private let threads = Mutex<(inputs: [WorkerThread], outputs: [(tier: Int, thread: WorkerThread)])>(([], []))
     private let state = Mutex<LifecycleState>(.built)
 
     private enum LifecycleState { case built, running, stopping, stopped }
@@ -30,6 +32,16 @@ public final class Router: Sendable {
                 consumers[source][upstream.port].append(position)
             }
         }
+        // An output's tier counts the outputs it is fed through (by their ports), so that stop() closes the queues
+        // of tier 0 first, drains them, and only then closes the queues they feed.
+        var tiers = [Int](repeating: 0, count: plan.stages.count)
+        for (position, stage) in plan.stages.enumerated() {
+            for upstream in stage.upstreams {
+                guard let source = index[upstream.stage] else { continue }
+                let throughOutput = plan.stages[source].kind.role == .output ? 1 : 0
+                tiers[position] = max(tiers[position], tiers[source] + throughOutput)
+            }
+        }
         var built: [Node] = []
         var failures: [Diagnostic] = []
         for (position, stage) in plan.stages.enumerated() {
@@ -40,9 +52,11 @@ public final class Router: Sendable {
             var stageLogger = logger
             stageLogger[metadataKey: "stage"] = "\(stage.name)"
             stageLogger[metadataKey: "type"] = "\(stage.kind.declaration.type)"
+            let ports =
+                stage.kind.role == .output ? PortEmitter(portNames: stage.kind.declaration.portNames) : .unconnected
             let context = StageContext(
                 name: stage.name, type: stage.kind.declaration.type, options: stage.options, logger: stageLogger,
-                counters: counters, health: health, router: observer, location: stage.location)
+                counters: counters, health: health, router: observer, location: stage.location, ports: ports)
             let instance: any Stage
             do {
                 instance = try stage.kind.stageType.init(context: context)
@@ -63,7 +77,7 @@ public final class Router: Sendable {
             built.append(
                 Node(
                     name: stage.name, path: stage.path, stage: instance, queue: queue, consumers: consumers[position],
-                    counters: counters, health: health, logger: stageLogger))
+                    counters: counters, health: health, logger: stageLogger, ports: ports, tier: tiers[position]))
             observer.register(
                 StageStatus(
                     name: stage.name, type: stage.kind.declaration.type, role: stage.kind.role, counters: counters,
@@ -79,8 +93,11 @@ public final class Router: Sendable {
             guard state == .built else { throw StageError("the router was already started") }
             state = .running
         }
-        var outputThreads: [WorkerThread] = []
+        var outputThreads: [(tier: Int, thread: WorkerThread)] = []
         var inputThreads: [WorkerThread] = []
+        for (position, node) in nodes.enumerated() where node.queue != nil {
+            node.ports.connect { [weak self] batch, port in self?.emit(batch, port: port, from: position) }
+        }
         for node in nodes {
             guard let output = node.stage as? any OutputStage, let queue = node.queue else { continue }
             let thread = WorkerThread(name: "out-\(node.name)") { [logger = node.logger, health = node.health] in
@@ -95,7 +112,7 @@ public final class Router: Sendable {
                 }
             }
             try thread.start()
-            outputThreads.append(thread)
+            outputThreads.append((node.tier, thread))
         }
         for (position, node) in nodes.enumerated() {
             guard let input = node.stage as? any InputStage else { continue }
@@ -130,8 +147,10 @@ public final class Router: Sendable {
         logger.info(
             "inputs stopped; draining outputs",
             metadata: ["queued_events": "\(queuedEvents)", "unwritten_events": "\(unwrittenEvents)"])
-        for node in nodes { node.queue?.close() }
-        for thread in outputThreads { thread.join() }
+        for tier in Set(outputThreads.map(\.tier)).sorted() {
+            for node in nodes where node.tier == tier { node.queue?.close() }
+            for output in outputThreads where output.tier == tier { output.thread.join() }
+        }
         state.withLock { $0 = .stopped }
         observer.markStopped()
     }
@@ -146,8 +165,9 @@ public final class Router: Sendable {
     public var unwrittenEvents: Int {
         nodes.reduce(0) { total, node in
             guard node.queue != nil else { return total }
-            let written = node.counters.value("events_out", label: "port", value: "default")
-            return total + max(0, node.eventsIn.value - written - node.counters.total("events_dropped"))
+            // An output counts what it wrote on its default port and what it handed on on its other ports.
+            let handled = node.eventsOut.reduce(0) { $0 + $1.value }
+            return total + max(0, node.eventsIn.value - handled - node.counters.total("events_dropped"))
         }
     }
 
@@ -156,6 +176,14 @@ public final class Router: Sendable {
         node.eventsIn.add(batch.count)
         node.eventsOut[0].add(batch.count)
         forward(batch, to: node.consumers[0], discardedBy: node)
+    }
+
+    /// What an output's ``PortEmitter`` does: the batch leaves the output through `port` as it would leave a filter.
+    private func emit(_ batch: Batch, port: Int, from position: Int) {
+        let node = nodes[position]
+        guard port > 0, port < node.consumers.count else { return }
+        node.eventsOut[port].add(batch.count)
+        forward(batch, to: node.consumers[port], discardedBy: node)
     }
 
     private func forward(_ batch: Batch, to consumers: [Int], discardedBy node: Node) {
@@ -200,10 +228,14 @@ private final class Node: Sendable {
     let eventsIn: Counter
     let eventsOut: [Counter]
     let discarded: Counter
+    /// How an output reaches its own ports.
+    let ports: PortEmitter
+    /// For outputs: how many outputs feed this one through their ports, at most, along one path.
+    let tier: Int
 
     init(
         name: String, path: String, stage: any Stage, queue: OutputQueue?, consumers: [[Int]],
-        counters: StageCounters, health: StageHealth, logger: Logger
+        counters: StageCounters, health: StageHealth, logger: Logger, ports: PortEmitter, tier: Int
     ) {
         self.name = name
         self.path = path
@@ -213,6 +245,8 @@ private final class Node: Sendable {
         self.health = health
         self.logger = logger
         self.counters = counters
+        self.ports = ports
+        self.tier = tier
         eventsIn = counters.counter("events_in")
         let ports = type(of: stage).declaration.portNames
         eventsOut = ports.map { counters.counter("events_out", label: "port", value: $0) }

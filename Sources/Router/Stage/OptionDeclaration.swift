@@ -14,6 +14,9 @@ public indirect enum OptionType: Sendable, Equatable {
     case oneOf([String])
     /// A YAML sequence whose items all have the element type.
     case list(OptionType)
+    /// A YAML mapping from names (any text, each once) to values that all have the element type
+    /// (`{client_id: sender.id, text: message}`).
+    case mapping(OptionType)
 
     /// The type's name as shown in docs and errors (`size`, `list of string`, `one of: block, drop_newest`).
     public var displayName: String {
@@ -25,10 +28,11 @@ public indirect enum OptionType: Sendable, Equatable {
         case .duration: "duration"
         case .oneOf(let values): "one of: " + values.joined(separator: ", ")
         case .list(let element): "list of \(element.displayName)"
+        case .mapping(let element): "mapping of name to \(element.displayName)"
         }
     }
 
-    /// The short name used in JSON schemas (`string`, `integer`, `size`, `duration`, `enum`, `list`).
+    /// The short name used in JSON schemas (`string`, `integer`, `size`, `duration`, `enum`, `list`, `mapping`).
     public var kindName: String {
         switch self {
         case .string: "string"
@@ -38,6 +42,7 @@ public indirect enum OptionType: Sendable, Equatable {
         case .duration: "duration"
         case .oneOf: "enum"
         case .list: "list"
+        case .mapping: "mapping"
         }
     }
 }
@@ -56,6 +61,8 @@ public indirect enum OptionValue: Sendable, Equatable, CustomStringConvertible {
     case duration(Duration)
     /// A list.
     case list([OptionValue])
+    /// A mapping of names to values.
+    case mapping([String: OptionValue])
 
     /// The value as it would be written in YAML (`4MiB`, `5s`, `[ERROR]`).
     public var description: String {
@@ -66,6 +73,8 @@ public indirect enum OptionValue: Sendable, Equatable, CustomStringConvertible {
         case .size(let bytes): Units.formatSize(bytes)
         case .duration(let duration): Units.formatDuration(duration)
         case .list(let items): "[" + items.map(\.description).joined(separator: ", ") + "]"
+        case .mapping(let entries):
+            "{" + entries.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
         }
     }
 }

@@ -41,6 +41,11 @@ public protocol OutputStage: Stage {
     ///
     /// Throwing ends the output: the runtime logs the error, counts what was still queued as dropped with the
     /// reason `output_failed` and fails the trackers of those batches.
+    ///
+    /// An output that declares ports besides its default one (a `rejected` port for what a database refused)
+    /// sends batches to them with ``StageContext/ports`` (``PortEmitter``), from this thread; it emits a batch's
+    /// refused events before it settles the batch, so that trackers wait for the downstream writes too. The
+    /// runtime closes an output's queue only after every output that feeds it through such a port has returned.
     func run(_ queue: OutputQueue) throws
 }
 
@@ -62,6 +67,8 @@ public struct StageContext: Sendable {
     public var router: RouterObserver
     /// Where the stage is declared in the config, when it came from one.
     public var location: SourceLocation?
+    /// For outputs that declare ports besides the default one (`rejected`): how to send batches to them.
+    public var ports: PortEmitter
 
     /// Makes a context; the runtime does this, and tests that build a stage by hand.
     public init(
@@ -72,7 +79,8 @@ public struct StageContext: Sendable {
         counters: StageCounters,
         health: StageHealth,
         router: RouterObserver,
-        location: SourceLocation? = nil
+        location: SourceLocation? = nil,
+        ports: PortEmitter = .unconnected
     ) {
         self.name = name
         self.type = type
@@ -82,6 +90,7 @@ public struct StageContext: Sendable {
         self.health = health
         self.router = router
         self.location = location
+        self.ports = ports
     }
 }
 

@@ -63,6 +63,21 @@ public struct StageOptions: Sendable {
         }
     }
 
+    /// A mapping of names to strings.
+    public func stringMapping(_ name: String) throws -> [String: String] {
+        guard case .mapping(let entries) = try value(name) else { throw mismatch(name, "mapping") }
+        return try entries.mapValues { item in
+            guard case .string(let text) = item else { throw mismatch(name, "mapping of name to string") }
+            return text
+        }
+    }
+
+    /// A mapping of names to strings that may be absent.
+    public func optionalStringMapping(_ name: String) throws -> [String: String]? {
+        guard has(name) else { return nil }
+        return try stringMapping(name)
+    }
+
     /// A list of strings that may be absent.
     public func optionalStrings(_ name: String) throws -> [String]? {
         guard has(name) else { return nil }

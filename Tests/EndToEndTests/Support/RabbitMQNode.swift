@@ -93,23 +93,11 @@ final class RabbitMQNode: Sendable {
 
     @discardableResult
     private static func run(_ arguments: [String]) throws -> String {
-        // Output goes to a file, not a pipe: the broker the script starts lives on and would hold a pipe open.
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("rabbitmq-node-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let handle = try FileHandle(forWritingTo: log)
-        defer { try? handle.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script] + arguments
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("rabbitmq-node.sh \(arguments.joined(separator: " ")) failed:\n\(text)")
+        // posix_spawn and waitpid (Spawn), output in a file: the broker the script starts lives on.
+        let (status, output) = try Spawn.run("/bin/bash", [script] + arguments)
+        guard status == 0 else {
+            throw TestFailure("rabbitmq-node.sh \(arguments.joined(separator: " ")) failed:\n\(output)")
         }
-        return text
+        return output
     }
 }

@@ -1,0 +1,72 @@
+import Outputs
+import Router
+import Testing
+
+/// The config errors of a one-output config whose `store` is a postgres output with `options` (`key: value`).
+private func errors(_ options: [String], environment: [String: String] = [:]) throws -> String? {
+    let yaml = """
+        inputs:
+          udp_in: { type: udp, port: 0 }
+        outputs:
+          store:
+            type: postgres
+            inputs: [udp_in]
+
+        """ + options.map { "    \($0)\n" }.joined()
+    let registry = try StageRegistry(StageHarness.builtin)
+    do {
+        _ = try RouterConfig.parse(
+            ConfigSource(path: "router.yaml", text: yaml), environment: environment, registry: registry)
+        return nil
+    } catch {
+        return error.description
+    }
+}
+
+@Suite("postgres output: config check")
+struct PostgresConfigTests {
+    @Test func url_whenMalformed_saysWhatIsWrongWithoutRepeatingThePassword() throws {
+        let secret = "s3cret-pass"
+        let cases: [(String, String)] = [
+            ("mysql://u:${PW}@db/logs", "must start with postgres:// or postgresql://, not mysql://"),
+            ("postgres://u:${PW}@db", "names no database: add /database after the host"),
+            ("postgres://u:${PW}@db:99999/logs", "has a port that is not a number between 1 and 65535"),
+            (
+                "postgres://u:${PW}@db/logs?sslmode=require",
+                "asks for TLS (sslmode), which the postgres output "
+                    + "does not support yet"
+            ),
+            ("db.example:5432", "must look like postgres://user:password@host:5432/database"),
+        ]
+        for (url, problem) in cases {
+            let text = try #require(try errors(["url: \"\(url)\""], environment: ["PW": secret]), "\(url)")
+            #expect(text.contains("error: outputs.store: option 'url' \(problem)"), "\(url): \(text)")
+            #expect(!text.contains(secret))
+        }
+    }
+
+    @Test func url_whenWellFormed_isAccepted() throws {
+        for url in [
+            "postgres://routerd:${PW}@127.0.0.1:5432/logs", "postgresql://routerd@[::1]/logs?sslmode=disable",
+            "postgres://user%40corp:p%2Fss@db/logs",
+        ] {
+            #expect(try errors(["url: \"\(url)\""], environment: ["PW": "x"]) == nil, "\(url)")
+        }
+    }
+
+    @Test func columns_whenASourceIsNeitherAFieldNorASpecialName_listsWhatIsAllowed() throws {
+        let text = try errors(["url: postgres://u@db/logs", "columns: { body: $message, sender: \"client..id\" }"])
+        #expect(
+            text == """
+                router.yaml:4:3: error: outputs.store: 'columns': column 'body' reads '$message', which is neither a \
+                field path (name or a.b.c) nor $entry nor $received_at
+                  store:
+                  ^
+                """)
+    }
+
+    @Test func table_whenItHasTooManyParts_saysWhatATableNameIs() throws {
+        let text = try errors(["url: postgres://u@db/logs", "table: a.b.c"])
+        #expect(text?.contains("'table' must be a table name or schema.table, got 'a.b.c'") == true)
+    }
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# A private PostgreSQL server for routerd's tests, on 127.0.0.1 only, with its data and unix socket in one folder.
+#
+#   scripts/postgres-node.sh start DIR [PORT]   initdb into DIR (first time), start, print the test URL
+#   scripts/postgres-node.sh stop DIR           stop it (fast shutdown); DIR is kept
+#   scripts/postgres-node.sh status DIR         print the URL and exit 0 when it runs, exit 3 when it does not
+#   scripts/postgres-node.sh run -- CMD...      start a server in a new temporary folder, run CMD with
+#                                               ROUTERD_TEST_POSTGRES_URL set, then stop it and remove the folder
+#                                               (always, through a trap), and exit with CMD's status
+#
+# The URL is postgres://routerd:routerd-test@127.0.0.1:PORT/routerd: a password user (scram-sha-256 over TCP) who
+# may create databases, so each test makes its own. Without PORT a free one is picked, and remembered in DIR/port,
+# so a restart (stop, start) comes back on the same port. initdb refuses to run as root: as root the server runs
+# as the `postgres` system user (which Debian's postgresql package creates), so DIR must be reachable by it (a
+# folder under /tmp is; one under /root is not).
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 start DIR [PORT] | stop DIR | status DIR | run -- CMD [ARGS...]" >&2
+    exit 2
+}
+
+bindir() {
+    local candidate
+    for candidate in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$candidate/initdb" ] && [ -x "$candidate/pg_ctl" ]; then
+            echo "$candidate"
+            return
+        fi
+    done
+    if command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v initdb)"
+        return
+    fi
+    echo "PostgreSQL's server programs (initdb, pg_ctl) are not installed: run scripts/ensure-test-deps.sh" \
+        "(apt-get install postgresql)" >&2
+    exit 1
+}
+
+# Runs a command as the user who owns the cluster: `postgres` when we are root, ourselves otherwise.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+url_for() {
+    echo "postgres://routerd:routerd-test@127.0.0.1:$(cat "$1/port")/routerd"
+}
+
+is_running() {
+    [ -f "$1/data/PG_VERSION" ] && as_owner "$BIN/pg_ctl" status -D "$1/data" >/dev/null 2>&1
+}
+
+start() {
+    local dir=$1 port=${2:-}
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [ "$(id -u)" -eq 0 ]; then
+        if ! id postgres >/dev/null 2>&1; then
+            echo "running as root needs the 'postgres' system user (apt-get install postgresql)" >&2
+            exit 1
+        fi
+        chown postgres: "$dir"
+    fi
+    if is_running "$dir"; then
+        url_for "$dir"
+        return
+    fi
+    if [ -n "$port" ]; then
+        echo "$port" >"$dir/port"
+    elif [ ! -f "$dir/port" ]; then
+        free_port >"$dir/port"
+    fi
+    port=$(cat "$dir/port")
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        local pwfile="$dir/superuser-password"
+        echo "routerd-superuser" >"$pwfile"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$pwfile"
+        as_owner "$BIN/initdb" -D "$dir/data" -U postgres --pwfile="$pwfile" --auth-local=trust \
+            --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
+            cat "$dir/initdb.log" >&2
+            exit 1
+        }
+        rm -f "$pwfile"
+        cat >>"$dir/data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+        local fresh=1
+    fi
+    as_owner "$BIN/pg_ctl" start -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 60 >/dev/null || {
+        tail -n 20 "$dir/server.log" >&2
+        exit 1
+    }
+    if [ -n "${fresh:-}" ]; then
+        as_owner "$BIN/psql" -X -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+            -c "CREATE ROLE routerd LOGIN CREATEDB PASSWORD 'routerd-test'" \
+            -c "CREATE DATABASE routerd OWNER routerd" >/dev/null
+    fi
+    url_for "$dir"
+}
+
+stop() {
+    local dir=$1
+    if is_running "$dir"; then
+        as_owner "$BIN/pg_ctl" stop -D "$dir/data" -m fast -w -t 60 >/dev/null
+    fi
+}
+
+status() {
+    local dir=$1
+    if is_running "$dir"; then
+        url_for "$dir"
+    else
+        echo "not running" >&2
+        exit 3
+    fi
+}
+
+run() {
+    [ "${1:-}" = "--" ] && shift
+    [ $# -gt 0 ] || usage
+    local dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/routerd-postgres.XXXXXX")
+    chmod 755 "$dir"
+    # shellcheck disable=SC2064 # expand $dir now
+    trap "'$0' stop '$dir' || true; rm -rf '$dir'" EXIT
+    local url
+    url=$(start "$dir")
+    echo "PostgreSQL for the tests: $url (in $dir)" >&2
+    local status=0
+    ROUTERD_TEST_POSTGRES_URL="$url" "$@" || status=$?
+    return $status
+}
+
+[ $# -ge 1 ] || usage
+command=$1
+shift
+BIN=$(bindir)
+case "$command" in
+start)
+    [ $# -ge 1 ] || usage
+    start "$@"
+    ;;
+stop)
+    [ $# -eq 1 ] || usage
+    stop "$1"
+    ;;
+status)
+    [ $# -eq 1 ] || usage
+    status "$1"
+    ;;
+run) run "$@" ;;
+*) usage ;;
+esac
