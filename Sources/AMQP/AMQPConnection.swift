@@ -36,7 +36,12 @@ public final class AMQPConnection {
         var connectTimeout = routerd_amqp_timeval(milliseconds)
         let status = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &connectTimeout)
         guard status == AMQP_STATUS_OK.rawValue else {
-            let reason = String(cString: amqp_error_string2(status))
+            var reason = String(cString: amqp_error_string2(status))
+            if status == AMQP_STATUS_SOCKET_ERROR.rawValue {
+                // rabbitmq-c says only "a socket error occurred"; the system's reason is what users can act on.
+                let osError = routerd_amqp_connect_errno(url.host, Int32(url.port), milliseconds)
+                if osError > 0 { reason = String(cString: strerror(osError)) }
+            }
             throw AMQPError("cannot connect to \(url): \(reason)")
         }
         var rpcTimeout = routerd_amqp_timeval(milliseconds)

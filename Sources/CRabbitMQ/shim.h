@@ -6,9 +6,13 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 /// What routerd_amqp_next_event / routerd_amqp_consume report.
 enum routerd_amqp_kind {
@@ -31,6 +35,35 @@ typedef struct {
     char text[512];
     char message_id[128];
 } routerd_amqp_event;
+
+/// Why a TCP connect to host:port fails, as an errno (0 when it succeeds, -1 when the name does not resolve).
+/// rabbitmq-c reports every refused or unreachable connect as "a socket error occurred"; this asks the system again
+/// with a plain connect so that the error can say "Connection refused" or "No route to host".
+static inline int routerd_amqp_connect_errno(const char *host, int port, int timeout_ms) {
+    struct addrinfo hints, *found = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(host, service, &hints, &found) != 0) return -1;
+    int result = -1;
+    for (struct addrinfo *address = found; address != NULL; address = address->ai_next) {
+        int fd = socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC, address->ai_protocol);
+        if (fd < 0) {
+            result = errno;
+            continue;
+        }
+        struct timeval timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+        int connected = connect(fd, address->ai_addr, address->ai_addrlen);
+        result = connected == 0 ? 0 : errno;
+        close(fd);
+        if (result == 0) break;
+    }
+    freeaddrinfo(found);
+    return result;
+}
 
 static inline void routerd_amqp_copy(char *destination, size_t capacity, amqp_bytes_t bytes) {
     size_t length = bytes.len < capacity - 1 ? bytes.len : capacity - 1;

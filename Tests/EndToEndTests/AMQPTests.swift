@@ -232,11 +232,14 @@ struct AMQPTests {
         let failure = try #require(try routerd.waitForLog("cannot connect; retrying").first)
         #expect(failure["stage"] as? String == "from_broker")
         #expect(failure["url"] as? String == "amqp://routerd:***@127.0.0.1:\(closedPort)/")
+        // The system's reason, not rabbitmq-c's "a socket error occurred".
+        #expect((failure["error"] as? String)?.hasSuffix(": Connection refused") == true)
         let health = try waitUntil("/health degraded") { () -> HTTPReply? in
             let reply = try httpGet(port: try routerd.listeningPort(stage: "stats"), "/health")
             return reply.body.contains("degraded") ? reply : nil
         }
         #expect(health.body.contains("inputs.from_broker"))
+        #expect(health.body.contains("Connection refused"))
         #expect(try routerd.terminate() == 0)
         #expect(!routerd.logLines.joined().contains("hunter2"))
     }
