@@ -66,8 +66,16 @@ struct SendCommand: ParsableCommand {
             valueName: "how"))
     var tamper: TamperArgument?
 
+    @Option(
+        help: ArgumentHelp(
+            "Entries per second, paced in about a millisecond's worth per sendmmsg call; 0 sends them all at once. "
+                + "Diode tokens are then signed as they are sent, so a long run never sends an expired one.",
+            valueName: "per-second"))
+    var rate: Double = 0
+
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
+        guard rate >= 0 && rate.isFinite else { throw ValidationError("--rate must be 0 (all at once) or more") }
         guard retries >= 0 else { throw ValidationError("--retries must not be negative") }
         guard ackTimeout.nanoseconds > 0 else { throw ValidationError("--ack-timeout must be more than 0") }
         if format == .diode {
@@ -108,12 +116,42 @@ struct SendCommand: ParsableCommand {
         }
         var tracker = AckTracker(
             entries: entries, ackTimeoutNanos: ackTimeout.nanoseconds, retries: retries, now: monotonicNanos())
-        let first = socket.send(entries.map(\.payload))
+        let first = rate > 0 ? sendPaced(entries, socket: socket) : socket.send(entries.map(\.payload))
         let again = tracker.run(socket)
         let report = tracker.report(
             sent: first, resent: again, entries: entries, peer: socket.peer, portUnreachable: socket.portUnreachable)
         print(report.text, terminator: "")
         if !report.allAcked { throw ExitCode(1) }
+    }
+
+    /// Sends `entries` at `rate` per second: each sendmmsg call carries about a millisecond's worth, sent when it
+    /// is due. Diode messages are signed again just before they go, so their tokens are fresh however long the
+    /// run takes.
+    private func sendPaced(_ entries: [OutgoingEntry], socket: ClientSocket) -> SendOutcome {
+        var outcome = SendOutcome()
+        let slice = max(1, Int(rate / 1000))
+        let start = monotonicNanos()
+        var index = 0
+        while index < entries.count {
+            let due = start + Int64(Double(index) / rate * 1_000_000_000)
+            let wait = due - monotonicNanos()
+            if wait > 0 {
+                var pause = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+                var left = timespec()
+                while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
+            }
+            let end = min(entries.count, index + slice)
+            let payloads: [[UInt8]]
+            if format == .diode {
+                let issuedAt = wallClockNanos() / 1_000_000_000
+                payloads = (index..<end).map { diodeMessage(index: $0, text: entries[$0].text, issuedAt: issuedAt) }
+            } else {
+                payloads = entries[index..<end].map(\.payload)
+            }
+            outcome.add(socket.send(payloads))
+            index = end
+        }
+        return outcome
     }
 
     /// Signed seed messages: one per --file line (the line is the text) or --count generated ones.
@@ -128,14 +166,20 @@ struct SendCommand: ParsableCommand {
             ]
             texts = (0..<count).map { "\(samples[$0 % samples.count]) #\($0 + 1)" }
         }
-        let key = Array((diodeSecret ?? "").utf8)
         let issuedAt = wallClockNanos() / 1_000_000_000
         return texts.enumerated().map { index, text in
-            let message = DiodeMessage.make(
-                clientID: "\(app)-\(index + 1)", text: text, secret: key, issuer: issuer, issuedAt: issuedAt,
-                tamper: tamper?.tamper)
-            return OutgoingEntry(payload: message, ackSequence: nil, isError: false)
+            var entry = OutgoingEntry(
+                payload: diodeMessage(index: index, text: text, issuedAt: issuedAt), ackSequence: nil, isError: false)
+            entry.text = text
+            return entry
         }
+    }
+
+    /// The `index`th diode message (client_id `<app>-<index + 1>`), its token issued at `issuedAt` (seconds).
+    private func diodeMessage(index: Int, text: String, issuedAt: Int64) -> [UInt8] {
+        DiodeMessage.make(
+            clientID: "\(app)-\(index + 1)", text: text, secret: Array((diodeSecret ?? "").utf8), issuer: issuer,
+            issuedAt: issuedAt, tamper: tamper?.tamper)
     }
 
     private func sampleEntries() -> [OutgoingEntry] {
@@ -187,6 +231,8 @@ struct OutgoingEntry {
     var payload: [UInt8]
     var ackSequence: Int64?
     var isError: Bool
+    /// A diode message's text, to sign it again when it is sent later (`--rate`).
+    var text = ""
 
     /// The non-empty lines of a file (or of stdin for `-`), each without its LF or CRLF.
     static func lines(ofFile path: String) throws -> [OutgoingEntry] {

@@ -62,6 +62,42 @@ struct VerifyEndToEndTests {
         #expect((expired["detail"] as? String)?.hasPrefix("expired 6") == true, "\(expired)")
     }
 
+    @Test func sendDiode_withARate_pacesTheMessagesAndSignsEachAsItGoes() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logs = directory.appendingPathComponent("logs")
+        let routerd = try RouterdProcess(
+            config: Self.config, directory: directory,
+            environment: ["SECRET_KEY": Self.secret, "LOG_DIR": logs.path])
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let started = ContinuousClock.now
+        let paced = try runRouterd(
+            ["send", "--format", "diode", "--port", "\(port)", "--count", "150", "--rate", "100", "--app", "paced"],
+            environment: ["SECRET_KEY": Self.secret])
+        let took = ContinuousClock.now - started
+        #expect(paced.status == 0, "\(paced.stdout)\(paced.stderr)")
+        #expect(paced.stdout.contains("sent: 150 to 127.0.0.1:\(port)\n"))
+        // 150 at 100 a second: the last one is due 1.49 s after the first.
+        #expect(took >= .milliseconds(1_450), "\(took)")
+        #expect(try routerd.terminate() == 0)
+
+        let stored = fileLines(logs.appendingPathComponent("messages.log")).compactMap(object)
+        #expect(Set(stored.compactMap { $0["client_id"] as? String }) == Set((1...150).map { "paced-\($0)" }))
+        // Each token is signed when its message goes: the last one's `iat` is later than the first one's.
+        func issuedAt(_ clientID: String) throws -> Int {
+            let entry = try #require(stored.first { $0["client_id"] as? String == clientID })
+            let token = try #require(entry["token"] as? String)
+            var payload = String(token.split(separator: ".")[1])
+                .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while payload.count % 4 != 0 { payload += "=" }
+            let data = try #require(Data(base64Encoded: payload))
+            let claims = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return try #require(claims["iat"] as? Int)
+        }
+        #expect(try issuedAt("paced-150") > issuedAt("paced-1"))
+        #expect(fileLines(logs.appendingPathComponent("rejected.log")).isEmpty)
+    }
+
     @Test func sendDiode_withoutASecret_refusesToStart() throws {
         let result = try runRouterd(
             ["send", "--format", "diode", "--port", "9", "--count", "1"], environment: ["SECRET_KEY": ""])
