@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
-.PHONY: all deps build release run test lint docs clean bench
+.PHONY: all deps build release run test lint docs clean bench bench-diode
 
 all: build
 
@@ -37,6 +37,11 @@ docs: build
 # quicker run. Prints a table and writes .build/bench/bench-results.json.
 bench: release
 	python3 scripts/bench.py
+
+# The two diode tiers with a private RabbitMQ and PostgreSQL, end to end, at several rates (README, "The data-diode
+# pipeline"); BENCH_TOTAL=50000 for a quicker run. Writes .build/bench/bench-diode-results.json.
+bench-diode: release
+	python3 scripts/bench-diode.py
 
 clean:
 	rm -rf .build

@@ -23,17 +23,13 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             throw AMQPError("unknown scheme '\(scheme)://' in '\(AMQPURL.redact(text))'; expected amqp://")
         }
         var rest = text[schemeEnd.upperBound...]
-        var path = ""
-        if let slash = rest.firstIndex(of: "/") {
-            path = String(rest[rest.index(after: slash)...])
-            rest = rest[..<slash]
-        }
-        var hostPort = rest
         user = "guest"
         password = "guest"
+        // The credentials end at the last '@', so a password may hold '/', '?' or ':' unescaped (generated
+        // passwords often do); a '@' in the virtual host must then be written %40.
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
-            hostPort = rest[rest.index(after: at)...]
+            rest = rest[rest.index(after: at)...]
             if let colon = credentials.firstIndex(of: ":") {
                 user = try AMQPURL.percentDecoded(credentials[..<colon], in: text)
                 password = try AMQPURL.percentDecoded(credentials[credentials.index(after: colon)...], in: text)
@@ -42,6 +38,12 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
                 password = ""
             }
         }
+        var path = ""
+        if let slash = rest.firstIndex(of: "/") {
+            path = String(rest[rest.index(after: slash)...])
+            rest = rest[..<slash]
+        }
+        let hostPort = rest
         port = 5672
         if hostPort.hasPrefix("[") {
             guard let close = hostPort.firstIndex(of: "]") else {

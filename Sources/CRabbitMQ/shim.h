@@ -212,6 +212,9 @@ static inline void routerd_amqp_handle_method(
 /// Waits up to `timeout_ms` (0: only what is already there) for one frame and reports what it was.
 static inline void routerd_amqp_next_event(amqp_connection_state_t state, int timeout_ms, routerd_amqp_event *event) {
     memset(event, 0, sizeof *event);
+    // Frames read earlier live in the connection's pool until this call frees it (the events copied what they
+    // needed); without it every confirm ever received stays in memory.
+    amqp_maybe_release_buffers(state);
     struct timeval timeout = routerd_amqp_timeval(timeout_ms);
     amqp_frame_t frame;
     int status = amqp_simple_wait_frame_noblock(state, &frame, &timeout);

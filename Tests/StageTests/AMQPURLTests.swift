@@ -13,6 +13,22 @@ struct AMQPURLTests {
         #expect(url.description == "amqp://routerd:***@broker.example:5673/logs")
     }
 
+    @Test func url_whenThePasswordHoldsSlashesOrQuestionMarks_theyStayInThePassword() throws {
+        // Generated (base64) passwords often hold '/', and `${AMQP_PASSWORD}` puts them in unescaped.
+        let url = try AMQPURL(parsing: "amqp://routerd:ab/c?d:e+f=@broker:5673/logs")
+        #expect(url.password == "ab/c?d:e+f=")
+        #expect(url.user == "routerd")
+        #expect(url.host == "broker" && url.port == 5673)
+        #expect(url.virtualHost == "logs")
+        #expect(url.description == "amqp://routerd:***@broker:5673/logs")
+        do {
+            _ = try AMQPURL(parsing: "amqp://routerd:ab/cd@broker:99999/")
+            Issue.record("a port out of range was accepted")
+        } catch {
+            #expect(!error.message.contains("ab/cd") && !error.message.contains("cd@"), "\(error.message)")
+        }
+    }
+
     @Test func url_whenPartsAreLeftOut_usesRabbitMQsDefaults() throws {
         let url = try AMQPURL(parsing: "amqp://10.0.0.5")
         #expect(url.port == 5672)

@@ -52,6 +52,14 @@ struct PostgresConfigTests {
         ] {
             #expect(try errors(["url: \"\(url)\""], environment: ["PW": "x"]) == nil, "\(url)")
         }
+        // Generated passwords often hold '/' or '?', and `${PW}` puts them in unescaped.
+        let slashy = "ab/c?d=e#f"
+        #expect(
+            try errors(["url: \"postgres://routerd:${PW}@db:5432/logs\""], environment: ["PW": slashy]) == nil)
+        let text = try #require(
+            try errors(["url: \"postgres://routerd:${PW}@db:99999/logs\""], environment: ["PW": slashy]))
+        #expect(text.contains("has a port that is not a number between 1 and 65535"), "\(text)")
+        #expect(!text.contains("c?d") && !text.contains("ab/c"), "\(text)")
     }
 
     @Test func columns_whenASourceIsNeitherAFieldNorASpecialName_listsWhatIsAllowed() throws {

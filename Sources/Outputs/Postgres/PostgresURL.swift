@@ -29,6 +29,13 @@ struct PostgresURL: Sendable, CustomStringConvertible {
             throw PostgresURLError("must start with postgres:// or postgresql://, not \(scheme)://")
         }
         rest = rest[schemeEnd.upperBound...]
+        // The credentials end at the last '@', so a password may hold '/', '?' or ':' unescaped (generated
+        // passwords often do); a '@' after the host must then be written %40.
+        guard let at = rest.lastIndex(of: "@") else {
+            throw PostgresURLError("names no user: write postgres://user:password@host/database")
+        }
+        let credentials = rest[..<at]
+        rest = rest[rest.index(after: at)...]
         if let query = rest.firstIndex(of: "?") {
             try Self.checkParameters(rest[rest.index(after: query)...])
             rest = rest[..<query]
@@ -36,14 +43,9 @@ struct PostgresURL: Sendable, CustomStringConvertible {
         guard let slash = rest.firstIndex(of: "/") else {
             throw PostgresURLError("names no database: add /database after the host")
         }
-        let authority = rest[..<slash]
+        var hostPort = rest[..<slash]
         database = try Self.unescape(rest[rest.index(after: slash)...], part: "database")
         guard !database.isEmpty else { throw PostgresURLError("names no database: add /database after the host") }
-        guard let at = authority.lastIndex(of: "@") else {
-            throw PostgresURLError("names no user: write postgres://user:password@host/database")
-        }
-        let credentials = authority[..<at]
-        var hostPort = authority[authority.index(after: at)...]
         if let colon = credentials.firstIndex(of: ":") {
             user = try Self.unescape(credentials[..<colon], part: "user")
             password = try Self.unescape(credentials[credentials.index(after: colon)...], part: "password")
