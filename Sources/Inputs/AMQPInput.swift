@@ -123,6 +123,11 @@ public final class AMQPInput: InputStage {
         var backoff: Backoff
         var nextConnectNanos: Int64 = 0
         var outstanding: [Outstanding] = []
+        /// Spaces out refusals while outputs keep failing, so the broker does not hand the same messages straight
+        /// back in a loop (and healthy outputs do not write them again and again).
+        var requeueBackoff: Backoff
+        var requeueNotBeforeNanos: Int64 = 0
+        var requeueing = false
         var bytes: [UInt8] = []
         let received: Counter
         let acked: Counter
@@ -135,6 +140,7 @@ public final class AMQPInput: InputStage {
             self.input = input
             self.emitter = emitter
             backoff = Backoff(max: input.backoffMax)
+            requeueBackoff = Backoff(max: input.backoffMax)
             let counters = input.context.counters
             received = counters.counter("received")
             acked = counters.counter("acked")
@@ -155,7 +161,12 @@ public final class AMQPInput: InputStage {
                     if !connection.hasBufferedInput {
                         // Sleep until the broker sends something or a tracker settles (or a heartbeat is due).
                         let heartbeatMillis = Int32(clamping: max(100, input.heartbeat.nanoseconds / 2_000_000))
-                        input.wake.wait(alsoFor: connection.socketDescriptor, timeoutMillis: min(1000, heartbeatMillis))
+                        var timeoutMillis = min(1000, heartbeatMillis)
+                        if case .failed = outstanding.first?.outcome {
+                            let due = (requeueNotBeforeNanos - monotonicNanos() + 999_999) / 1_000_000
+                            timeoutMillis = min(timeoutMillis, Int32(clamping: max(1, due)))
+                        }
+                        input.wake.wait(alsoFor: connection.socketDescriptor, timeoutMillis: timeoutMillis)
                     }
                     try readBatch(from: connection)
                 } catch let error as AMQPError {
@@ -269,17 +280,32 @@ public final class AMQPInput: InputStage {
                 }
             }
             while let first = outstanding.first, let outcome = first.outcome {
-                outstanding.removeFirst()
                 switch outcome {
                 case .written, .notRouted:
+                    outstanding.removeFirst()
                     try connection.ack(first.lastTag, multiple: true)
                     acked.add(first.count)
+                    if requeueing {
+                        requeueing = false
+                        requeueBackoff.reset()
+                        requeueNotBeforeNanos = 0
+                        input.context.logger.info("outputs write again", metadata: ["queue": "\(input.queue)"])
+                    }
                 case .failed(let reason):
+                    // While outputs keep failing, each refusal waits longer (capped by reconnect_backoff_max);
+                    // the batches behind it wait too, and prefetch stops the broker sending more.
+                    let now = monotonicNanos()
+                    guard now >= requeueNotBeforeNanos else { return }
+                    outstanding.removeFirst()
                     try connection.nack(first.lastTag, multiple: true, requeue: true)
                     requeued.add(first.count)
-                    input.context.logger.warning(
-                        "an output failed; messages go back to the queue",
-                        metadata: ["queue": "\(input.queue)", "events": "\(first.count)", "reason": "\(reason)"])
+                    requeueNotBeforeNanos = now + requeueBackoff.next()
+                    if !requeueing {
+                        requeueing = true
+                        input.context.logger.warning(
+                            "an output failed; messages go back to the queue, after a growing pause while it fails",
+                            metadata: ["queue": "\(input.queue)", "events": "\(first.count)", "reason": "\(reason)"])
+                    }
                 }
             }
         }

@@ -45,6 +45,11 @@ public final class AMQPOutput: OutputStage {
                 "confirm_timeout", .duration(.seconds(1)...(.seconds(3600))), .defaultValue(.duration(.seconds(30))),
                 "A publish the broker has not confirmed after this long counts as lost: routerd reconnects and "
                     + "publishes it again."),
+            OptionDeclaration(
+                "drain_timeout", .duration(.zero...(.seconds(3600))), .defaultValue(.duration(.seconds(10))),
+                "At shutdown, how long to keep trying to reach a broker that is away before counting what is still "
+                    + "unconfirmed or queued as dropped (reason broker_unavailable). Keep it below the router's "
+                    + "shutdown_timeout, less one connect_timeout."),
         ] + AMQPStageOptions.connection,
         counters: [
             CounterDeclaration("published", "Messages published (including publishes again)."),
@@ -86,7 +91,8 @@ public final class AMQPOutput: OutputStage {
             routingKey: routingKey, queue: queue, contentType: try options.string("content_type"),
             maxInFlight: try options.integer("max_in_flight"), confirmTimeout: try options.duration("confirm_timeout"),
             heartbeat: try options.duration("heartbeat"), connectTimeout: try options.duration("connect_timeout"),
-            backoffMax: try options.duration("reconnect_backoff_max"))
+            backoffMax: try options.duration("reconnect_backoff_max"),
+            drainTimeout: try options.duration("drain_timeout"))
         self.context = context
     }
 
@@ -109,6 +115,7 @@ struct PublisherSettings: Sendable {
     let heartbeat: Duration
     let connectTimeout: Duration
     let backoffMax: Duration
+    let drainTimeout: Duration
 }
 
 /// The output thread's state: the connection, the batches in flight and the confirm bookkeeping.
@@ -146,6 +153,10 @@ private struct Publisher {
     var answeredThrough: UInt64 = 0
     var answeredAbove: Set<UInt64> = []
     var closed = false
+    /// When the queue was seen closed (shutdown) while the broker was away; `drain_timeout` counts from it.
+    var closedAtNanos: Int64?
+    /// Entries given up on at shutdown.
+    var lost = 0
 
     let published: Counter
     let confirmed: Counter
@@ -173,6 +184,10 @@ private struct Publisher {
     mutating func run(_ queue: OutputQueue) {
         while !(closed && inFlight.isEmpty) {
             guard let connection else {
+                if shutdownDrainIsOver(queue) {
+                    giveUp(queue)
+                    break
+                }
                 waitAndConnect(queue)
                 continue
             }
@@ -202,6 +217,43 @@ private struct Publisher {
         }
         connection?.close()
         connection = nil
+        if lost > 0 {
+            context.logger.error(
+                "stopped with entries that could not be published",
+                metadata: ["url": "\(settings.url)", "events_lost": "\(lost)"])
+        }
+    }
+
+    /// Whether the router is shutting down and the broker stayed away for `drain_timeout` since it began.
+    mutating func shutdownDrainIsOver(_ queue: OutputQueue) -> Bool {
+        if closedAtNanos == nil && queue.isClosed { closedAtNanos = monotonicNanos() }
+        guard let closedAt = closedAtNanos else { return false }
+        return monotonicNanos() - closedAt >= settings.drainTimeout.nanoseconds
+    }
+
+    /// Shutting down with the broker away: fails what is in flight and what is still queued, counted as dropped.
+    mutating func giveUp(_ queue: OutputQueue) {
+        context.logger.error(
+            "giving up on the broker: shutting down and it is still unavailable",
+            metadata: [
+                "url": "\(settings.url)", "error": "\(lastFailure)",
+                "drain_timeout": "\(Units.formatDuration(settings.drainTimeout))",
+            ])
+        let reason = "not published: the broker was unavailable at shutdown"
+        for item in inFlight {
+            item.batch.settle(.failed(reason))
+            lost += item.batch.count
+        }
+        inFlight.removeAll()
+        inFlightEvents = 0
+        while case .batches(let batches) = queue.take(maxEvents: Int.max, minEvents: 1, timeout: .zero) {
+            for batch in batches {
+                batch.settle(.failed(reason))
+                lost += batch.count
+            }
+        }
+        closed = true
+        if lost > 0 { context.counters.dropped(lost, reason: "broker_unavailable") }
     }
 
     /// Takes batches into flight; returns whether any came. Sets `closed` when the queue is closed and empty.
@@ -225,8 +277,10 @@ private struct Publisher {
     /// While disconnected: wait out the backoff (watching the queue when nothing is in flight), then connect.
     mutating func waitAndConnect(_ queue: OutputQueue) {
         let now = monotonicNanos()
-        if now < nextConnectNanos {
-            let remaining = Duration.nanoseconds(nextConnectNanos - now)
+        var connectAt = nextConnectNanos
+        if let closedAt = closedAtNanos { connectAt = min(connectAt, closedAt + settings.drainTimeout.nanoseconds) }
+        if now < connectAt {
+            let remaining = Duration.nanoseconds(connectAt - now)
             if inFlight.isEmpty && !closed {
                 _ = take(from: queue, maxEvents: settings.maxInFlight, timeout: remaining)
             } else {

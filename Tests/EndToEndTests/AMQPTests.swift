@@ -28,7 +28,7 @@ struct AMQPTests {
     }
 
     /// from_broker (amqp) -> out.jsonl, with a dashboard for the counters.
-    static func storeConfig(url: String, queue: String) -> String {
+    static func storeConfig(url: String, queue: String, path: String = "out.jsonl") -> String {
         """
         inputs:
           from_broker:
@@ -37,7 +37,7 @@ struct AMQPTests {
             queue: \(queue)
             reconnect_backoff_max: 1s
         outputs:
-          out: {type: file, inputs: [from_broker], path: out.jsonl}
+          out: {type: file, inputs: [from_broker], path: \(path)}
           stats: {type: http_stats, inputs: [from_broker], port: 0, when_full: drop_newest}
         """
     }
@@ -242,6 +242,92 @@ struct AMQPTests {
         #expect(health.body.contains("Connection refused"))
         #expect(try routerd.terminate() == 0)
         #expect(!routerd.logLines.joined().contains("hunter2"))
+    }
+
+    @Test func amqp_whenAnOutputKeepsFailing_messagesGoBackToTheQueueWithGrowingPausesAndArriveWhenItWorks() throws {
+        let node = try RabbitMQNode.shared()
+        let queue = RabbitMQNode.queueName("failing")
+        let ingestDirectory = try TestPaths.temporaryDirectory()
+        let storeDirectory = try TestPaths.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: ingestDirectory)
+            try? FileManager.default.removeItem(at: storeDirectory)
+        }
+        // A plain file where the output's directory should be: every open fails until it is removed.
+        let blocker = storeDirectory.appendingPathComponent("blocker")
+        try Data("not a directory".utf8).write(to: blocker)
+        let ingest = try RouterdProcess(
+            config: Self.ingestConfig(url: node.url, queue: queue), directory: ingestDirectory)
+        try ingest.waitForLog("connected")
+        let store = try RouterdProcess(
+            config: Self.storeConfig(url: node.url, queue: queue, path: "blocker/out.jsonl"),
+            directory: storeDirectory)
+        try store.waitForLog("consuming")
+        try UDPClient().send(Self.entries(0..<50), port: try ingest.listeningPort(stage: "udp_in"))
+
+        try waitUntil("a first refusal") {
+            (try Self.counters(store, stage: "from_broker")["requeued"] as? Int ?? 0) > 0 ? true : nil
+        }
+        Thread.sleep(forTimeInterval: 3)
+        // Refusals 100 ms, 200 ms, 400 ms, ... apart: a handful of rounds of 50 in 3 s, not a tight loop of
+        // thousands.
+        let requeued = try #require(try Self.counters(store, stage: "from_broker")["requeued"] as? Int)
+        #expect(requeued >= 50 && requeued <= 50 * 8, "requeued \(requeued)")
+        #expect(
+            store.logs("an output failed; messages go back to the queue, after a growing pause while it fails").count
+                == 1)
+        let waiting = try #require(try node.depth(queue))
+        #expect(waiting.ready + waiting.unacknowledged == 50, "\(waiting)")
+
+        try FileManager.default.removeItem(at: blocker)
+        try store.waitForLog("outputs write again")
+        let output = storeDirectory.appendingPathComponent("blocker/out.jsonl")
+        try waitUntil("the queue drained") {
+            let depth = try node.depth(queue)
+            return depth?.ready == 0 && depth?.unacknowledged == 0 ? true : nil
+        }
+        let consumed = try Self.counters(store, stage: "from_broker")
+        #expect(try ingest.terminate() == 0)
+        #expect(try store.terminate() == 0)
+        let sequences = fileLines(output).compactMap(sequenceOf)
+        #expect(Set(sequences) == Set(0..<50))
+        // At least once: copies come only from refused messages the file output still held and wrote later.
+        let totalRequeued = try #require(consumed["requeued"] as? Int)
+        #expect(sequences.count - 50 <= totalRequeued, "\(sequences.count) lines, \(totalRequeued) requeued")
+    }
+
+    @Test func amqp_whenTheBrokerIsAwayAtShutdown_givesUpAfterDrainTimeoutAndCountsTheLoss() throws {
+        let closedPort = try freeTCPPort()
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let routerd = try RouterdProcess(
+            config: """
+                inputs:
+                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+                outputs:
+                  to_broker:
+                    type: amqp
+                    inputs: [udp_in]
+                    url: "amqp://routerd:pw@127.0.0.1:\(closedPort)/"
+                    queue: nowhere
+                    drain_timeout: 1s
+                    reconnect_backoff_max: 200ms
+                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
+                """, directory: directory)
+        let udpPort = try routerd.listeningPort(stage: "udp_in")
+        try UDPClient().send((1...25).map { seedEntry(sequence: $0, level: "INFO") }, port: udpPort)
+        try waitUntil("the amqp output to hold 25 entries") { () -> Bool? in
+            try Self.counters(routerd, stage: "to_broker")["events_in"] as? Int == 25 ? true : nil
+        }
+        let started = Date()
+        #expect(try routerd.terminate(timeout: 20) == 0)
+        #expect(Date().timeIntervalSince(started) < 10)
+        let lost = try routerd.waitForLog("stopped with entries that could not be published")
+        #expect(lost.first?["events_lost"] as? String == "25")
+        #expect(lost.first?["stage"] as? String == "to_broker")
+        let gaveUp = try #require(
+            routerd.logs("giving up on the broker: shutting down and it is still unavailable").first)
+        #expect((gaveUp["error"] as? String)?.contains("Connection refused") == true, "\(gaveUp)")
     }
 
     @Test func amqp_whenAnAckFilterIsUpstream_theSenderIsAckedOnlyAfterTheBrokerConfirmed() throws {
