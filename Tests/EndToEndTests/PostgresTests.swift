@@ -142,6 +142,51 @@ struct PostgresTests {
         #expect(try routerd.terminate() == 0)
     }
 
+    @Test func postgres_whenTheCommitItselfFails_theRowsAreNotCountedAndTheRefusedOneIsFound() throws {
+        // A deferred constraint is checked at COMMIT, after the INSERT succeeded: only the commit's answer tells.
+        let database = try TestPostgres.freshDatabase()
+        try TestPostgres.psql(
+            database,
+            "CREATE TABLE events (id bigserial PRIMARY KEY, seq integer NOT NULL, message text, "
+                + "at timestamptz NOT NULL, entry jsonb NOT NULL, "
+                + "CONSTRAINT one_per_seq UNIQUE (seq) DEFERRABLE INITIALLY DEFERRED)")
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let deadLetters = directory.appendingPathComponent("dead-letter.log")
+        let routerd = try RouterdProcess(
+            config: """
+                inputs:
+                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+                outputs:
+                  store:
+                    type: postgres
+                    inputs: [udp_in]
+                    url: "\(database)"
+                    table: events
+                    create_table: false
+                    columns: { seq: sequence, message: message, at: $received_at, entry: $entry }
+                  dead: { type: file, inputs: [store.rejected], path: "\(deadLetters.path)", format: dead_letter }
+                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
+                """, directory: directory)
+        let udpPort = try routerd.listeningPort(stage: "udp_in")
+        let httpPort = try routerd.listeningPort(stage: "stats")
+        var datagrams = (1...100).map { seedEntry(sequence: $0, level: "INFO", message: "ok \($0)") }
+        datagrams[60] = seedEntry(sequence: 7, level: "INFO", message: "a second seq 7")
+        try UDPClient().send(datagrams, port: udpPort, burst: 1000)
+        try waitUntil("one dead letter", timeout: 30) { fileLines(deadLetters).count == 1 ? true : nil }
+        try waitUntil("99 rows", timeout: 30) { () -> Bool? in
+            try TestPostgres.count(database, "SELECT count(*) FROM events") == 99 ? true : nil
+        }
+        let line = try #require(fileLines(deadLetters).first)
+        let letter = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let detail = try #require(letter["detail"] as? String)
+        #expect(detail.contains("one_per_seq") && detail.hasSuffix("(SQLSTATE 23505)"), "\(detail)")
+        let store = try counters(of: "store", port: httpPort)
+        #expect(store["inserted"] as? Int == 99)
+        #expect(labelled(store, "rejected", "reason", "rejected_by_database") == 1)
+        #expect(try routerd.terminate() == 0)
+    }
+
     @Test func postgres_whenTheServerStopsMidStreamAndComesBack_losesNothingAndAcksOnlyAfterCommit() throws {
         let server = try PrivatePostgres()
         let database = try TestPostgres.freshDatabase(on: server.url)

@@ -117,7 +117,11 @@ final class PostgresSession {
         }
     }
 
-    /// Inserts the rows in one statement (autocommit: one round trip, committed when it returns).
+    /// Inserts the rows in one statement inside BEGIN ... COMMIT, committed when it returns.
+    ///
+    /// Not autocommit: there the server commits after answering the INSERT, and postgres-nio reports the INSERT as
+    /// done before a failing commit (a deferred constraint, a serialization failure) says otherwise. COMMIT's own
+    /// answer is the one that counts.
     func insert(entries: [String], micros: [Int64], deadline: Int64) throws(PostgresFailure) {
         guard let insertStatement else {
             throw PostgresFailure(kind: .statement, message: "the session is not set up")
@@ -125,9 +129,23 @@ final class PostgresSession {
         var binds = PostgresBindings(capacity: 2)
         binds.append(entries)
         binds.append(micros)
+        let insert = PostgresQuery(unsafeSQL: insertStatement, binds: binds)
         do {
-            try run(PostgresQuery(unsafeSQL: insertStatement, binds: binds), deadline: deadline)
-        } catch var failure {
+            try BlockingBridge.run(on: executor, until: deadline) { [connection, quietLogger] in
+                try await connection.query("BEGIN", logger: quietLogger)
+                do {
+                    try await connection.query(insert, logger: quietLogger)
+                    try await connection.query("COMMIT", logger: quietLogger)
+                } catch {
+                    // After a refused INSERT the transaction is aborted; after a refused COMMIT it is already over
+                    // (and ROLLBACK only warns). Either way the session is clean for the next batch.
+                    if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: quietLogger) }
+                    throw error
+                }
+                return ()
+            }
+        } catch {
+            var failure = timedOutOrClassified(error)
             if failure.kind == .connection { failure.outcomeUnknown = true }
             throw failure
         }
