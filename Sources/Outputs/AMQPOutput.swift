@@ -157,6 +157,11 @@ private struct Publisher {
     var closedAtNanos: Int64?
     /// Entries given up on at shutdown.
     var lost = 0
+    /// While the broker refuses messages (nacks: a full queue with `reject-publish`, an internal error), publishing
+    /// pauses between attempts, longer each time, instead of looping.
+    var nackBackoff: Backoff
+    var publishNotBeforeNanos: Int64 = 0
+    var refused = false
 
     let published: Counter
     let confirmed: Counter
@@ -170,6 +175,7 @@ private struct Publisher {
         self.settings = settings
         self.context = context
         backoff = Backoff(max: settings.backoffMax)
+        nackBackoff = Backoff(max: settings.backoffMax)
         idPrefix = Array(String(UInt64.random(in: 0...UInt64.max), radix: 36).utf8) + [UInt8(ascii: "-")]
         let counters = context.counters
         published = counters.counter("published")
@@ -348,6 +354,7 @@ private struct Publisher {
 
     /// Publishes every batch in flight that is not published on this connection.
     mutating func publishPending(on connection: AMQPConnection) throws {
+        guard publishNotBeforeNanos == 0 || monotonicNanos() >= publishNotBeforeNanos else { return }
         var idBuffer = [UInt8](repeating: 0, count: 64)
         for index in inFlight.indices where !inFlight[index].published {
             let item = inFlight[index]
@@ -433,6 +440,22 @@ private struct Publisher {
         if !answeredAbove.isEmpty, multiple { answeredAbove = answeredAbove.filter { $0 > answeredThrough } }
     }
 
+    /// The broker refused (nacked) messages: publish them, and anything newer, again only after a pause.
+    mutating func pauseAfterRefusal(_ events: Int) {
+        let now = monotonicNanos()
+        guard publishNotBeforeNanos <= now else { return }  // one pause per round of refusals
+        let pause = nackBackoff.next()
+        publishNotBeforeNanos = now + pause
+        if !refused {
+            refused = true
+            context.logger.warning(
+                "the broker refused messages (nack); publishing them again after a growing pause",
+                metadata: [
+                    "url": "\(settings.url)", "routing_key": "\(settings.routingKey)", "events": "\(events)",
+                ])
+        }
+    }
+
     mutating func markReturned(_ messageID: String, reason: String) {
         guard messageID.utf8.starts(with: idPrefix), let number = UInt64(messageID.dropFirst(idPrefix.count)) else {
             return
@@ -461,7 +484,14 @@ private struct Publisher {
                 inFlight[index].publishedBefore = true
                 inFlight[index].returned = 0
                 index += 1
+                pauseAfterRefusal(item.batch.count)
                 continue
+            }
+            if refused {
+                refused = false
+                nackBackoff.reset()
+                publishNotBeforeNanos = 0
+                context.logger.info("the broker takes messages again", metadata: ["url": "\(settings.url)"])
             }
             inFlight.remove(at: index)
             inFlightEvents -= item.batch.count

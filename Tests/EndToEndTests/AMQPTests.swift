@@ -296,6 +296,52 @@ struct AMQPTests {
         #expect(sequences.count - 50 <= totalRequeued, "\(sequences.count) lines, \(totalRequeued) requeued")
     }
 
+    @Test func amqp_whenTheBrokerRefusesMessages_theOutputPausesAndPublishesThemOnceThereIsRoom() throws {
+        let node = try RabbitMQNode.shared()
+        let queue = RabbitMQNode.queueName("full")
+        // A policy (not queue arguments, which a plain declare would contradict): 10 messages at most, and the
+        // broker nacks what does not fit.
+        try node.ctl([
+            "set_policy", "--apply-to", "queues", "cap-\(queue)", "^\(queue)$",
+            #"{"max-length": 10, "overflow": "reject-publish"}"#,
+        ])
+        defer { _ = try? node.ctl(["clear_policy", "cap-\(queue)"]) }
+        let ingestDirectory = try TestPaths.temporaryDirectory()
+        let storeDirectory = try TestPaths.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: ingestDirectory)
+            try? FileManager.default.removeItem(at: storeDirectory)
+        }
+        let ingest = try RouterdProcess(
+            config: Self.ingestConfig(url: node.url, queue: queue), directory: ingestDirectory)
+        try ingest.waitForLog("connected")
+        try UDPClient().send(Self.entries(0..<30), port: try ingest.listeningPort(stage: "udp_in"))
+        try ingest.waitForLog("the broker refused messages (nack); publishing them again after a growing pause")
+        Thread.sleep(forTimeInterval: 3)
+        // Pauses of 100 ms, 200 ms, 400 ms, ...: a handful of rounds in 3 s, not a tight publish-nack loop. A batch
+        // the broker refused in part is published again whole (its stored messages counted as retried).
+        let meanwhile = try Self.counters(ingest, stage: "to_broker")
+        let published = try #require(meanwhile["published"] as? Int)
+        #expect(published >= 60 && published <= 30 * 8, "published \(published)")
+        #expect(try node.depth(queue)?.ready == 10)
+
+        // A consumer makes room: every entry arrives; copies only of messages published again.
+        let store = try RouterdProcess(config: Self.storeConfig(url: node.url, queue: queue), directory: storeDirectory)
+        let output = storeDirectory.appendingPathComponent("out.jsonl")
+        try ingest.waitForLog("the broker takes messages again", timeout: 30)
+        try waitUntil("the queue drained") {
+            let depth = try node.depth(queue)
+            return depth?.ready == 0 && depth?.unacknowledged == 0 ? true : nil
+        }
+        let after = try Self.counters(ingest, stage: "to_broker")
+        #expect(try ingest.terminate() == 0)
+        #expect(try store.terminate() == 0)
+        let sequences = fileLines(output).compactMap(sequenceOf)
+        #expect(Set(sequences) == Set(0..<30))
+        let retried = try #require(after["retried"] as? Int)
+        #expect(retried >= 30 && sequences.count - 30 <= retried, "\(sequences.count) lines, \(retried) retried")
+    }
+
     @Test func amqp_whenTheBrokerIsAwayAtShutdown_givesUpAfterDrainTimeoutAndCountsTheLoss() throws {
         let closedPort = try freeTCPPort()
         let directory = try TestPaths.temporaryDirectory()

@@ -74,6 +74,12 @@ final class RabbitMQNode: Sendable {
     }
 
     /// Messages ready plus unacknowledged in `queue`, as `rabbitmqctl list_queues` reports them (nil: no queue).
+    /// Runs `rabbitmqctl` on this node and returns what it printed.
+    @discardableResult
+    func ctl(_ arguments: [String]) throws -> String {
+        try Self.run(["ctl", directory.path] + arguments)
+    }
+
     func depth(_ queue: String) throws -> (ready: Int, unacknowledged: Int)? {
         let output = try Self.run(
             ["ctl", directory.path, "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"])
