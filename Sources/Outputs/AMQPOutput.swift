@@ -162,6 +162,7 @@ private struct Publisher {
     var nackBackoff: Backoff
     var publishNotBeforeNanos: Int64 = 0
     var refused = false
+    var lastRefusalNanos: Int64 = 0
 
     let published: Counter
     let confirmed: Counter
@@ -443,6 +444,7 @@ private struct Publisher {
     /// The broker refused (nacked) messages: publish them, and anything newer, again only after a pause.
     mutating func pauseAfterRefusal(_ events: Int) {
         let now = monotonicNanos()
+        lastRefusalNanos = now
         guard publishNotBeforeNanos <= now else { return }  // one pause per round of refusals
         let pause = nackBackoff.next()
         publishNotBeforeNanos = now + pause
@@ -487,7 +489,8 @@ private struct Publisher {
                 pauseAfterRefusal(item.batch.count)
                 continue
             }
-            if refused {
+            // Only a message published after the latest refusal and then confirmed shows the broker takes them again.
+            if refused && item.publishedAtNanos > lastRefusalNanos {
                 refused = false
                 nackBackoff.reset()
                 publishNotBeforeNanos = 0
