@@ -3,6 +3,8 @@
 // `json.dumps(...)` can be recomputed here. No Foundation, no recursion: one pass over the bytes builds a flat list
 // of nodes that point back into them, and the writer walks that list with an explicit stack.
 
+import Router
+
 /// Why a text is not one JSON value as CPython's `json.loads` accepts it.
 public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The class of problem.
@@ -550,35 +552,6 @@ private func hexValue(_ c: UInt8) -> UInt16? {
     }
 }
 
-/// Length of the valid UTF-8 sequence starting with the non-ASCII byte at `i`, or 0 when it is invalid
-/// (overlong, surrogate, above U+10FFFF, stray continuation byte or truncated).
-@inline(__always)
-private func utf8SequenceLength(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: Int) -> Int {
-    let c = p[i]
-    if c < 0xC2 { return 0 }
-    if c < 0xE0 {
-        guard i &+ 1 < n, p[i &+ 1] & 0xC0 == 0x80 else { return 0 }
-        return 2
-    }
-    if c < 0xF0 {
-        guard i &+ 2 < n else { return 0 }
-        let b1 = p[i &+ 1]
-        let lower: UInt8 = c == 0xE0 ? 0xA0 : 0x80
-        let upper: UInt8 = c == 0xED ? 0x9F : 0xBF
-        guard b1 >= lower, b1 <= upper, p[i &+ 2] & 0xC0 == 0x80 else { return 0 }
-        return 3
-    }
-    if c < 0xF5 {
-        guard i &+ 3 < n else { return 0 }
-        let b1 = p[i &+ 1]
-        let lower: UInt8 = c == 0xF0 ? 0x90 : 0x80
-        let upper: UInt8 = c == 0xF4 ? 0x8F : 0xBF
-        guard b1 >= lower, b1 <= upper, p[i &+ 2] & 0xC0 == 0x80, p[i &+ 3] & 0xC0 == 0x80 else { return 0 }
-        return 4
-    }
-    return 0
-}
-
 private struct StringScan {
     var end: Int
     var flags: UInt8
@@ -638,7 +611,7 @@ private func scanString(_ p: UnsafePointer<UInt8>, _ n: Int, _ start: Int) -> St
             i &+= 1
             continue
         }
-        let length = utf8SequenceLength(p, n, i)
+        let length = UTF8Scan.sequenceLength(p, n, i)
         if length == 0 { return StringScan(end: i, flags: flags, error: JSONSyntaxError(.notUTF8, at: i)) }
         i &+= length
     }
@@ -766,7 +739,7 @@ private func forEachUTF16Unit(_ p: UnsafePointer<UInt8>, _ count: Int, _ unit: (
             i &+= 1
             continue
         }
-        let length = utf8SequenceLength(p, count, i)
+        let length = UTF8Scan.sequenceLength(p, count, i)
         guard length > 0 else {
             unit(0xFFFD)
             i &+= 1

@@ -302,33 +302,36 @@ private func isDigit(_ c: UInt8) -> Bool {
     (c &- 0x30) < 10
 }
 
-/// Length of the valid UTF-8 sequence starting with the non-ASCII byte at `i`, or 0 when it is invalid
-/// (overlong, surrogate, above U+10FFFF, stray continuation byte or truncated).
-@inline(__always)
-private func utf8SequenceLength(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: Int) -> Int {
-    let c = p[i]
-    if c < 0xC2 { return 0 }
-    if c < 0xE0 {
-        guard i &+ 1 < n, p[i &+ 1] & 0xC0 == 0x80 else { return 0 }
-        return 2
+/// UTF-8 validation shared by the entry scanner and the `verify` filter's Python-exact JSON writer.
+public enum UTF8Scan {
+    /// Length of the valid UTF-8 sequence starting with the non-ASCII byte at `i`, or 0 when it is invalid
+    /// (overlong, surrogate, above U+10FFFF, stray continuation byte or truncated).
+    @inlinable @inline(__always)
+    public static func sequenceLength(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: Int) -> Int {
+        let c = p[i]
+        if c < 0xC2 { return 0 }
+        if c < 0xE0 {
+            guard i &+ 1 < n, p[i &+ 1] & 0xC0 == 0x80 else { return 0 }
+            return 2
+        }
+        if c < 0xF0 {
+            guard i &+ 2 < n else { return 0 }
+            let b1 = p[i &+ 1]
+            let lower: UInt8 = c == 0xE0 ? 0xA0 : 0x80
+            let upper: UInt8 = c == 0xED ? 0x9F : 0xBF
+            guard b1 >= lower, b1 <= upper, p[i &+ 2] & 0xC0 == 0x80 else { return 0 }
+            return 3
+        }
+        if c < 0xF5 {
+            guard i &+ 3 < n else { return 0 }
+            let b1 = p[i &+ 1]
+            let lower: UInt8 = c == 0xF0 ? 0x90 : 0x80
+            let upper: UInt8 = c == 0xF4 ? 0x8F : 0xBF
+            guard b1 >= lower, b1 <= upper, p[i &+ 2] & 0xC0 == 0x80, p[i &+ 3] & 0xC0 == 0x80 else { return 0 }
+            return 4
+        }
+        return 0
     }
-    if c < 0xF0 {
-        guard i &+ 2 < n else { return 0 }
-        let b1 = p[i &+ 1]
-        let lower: UInt8 = c == 0xE0 ? 0xA0 : 0x80
-        let upper: UInt8 = c == 0xED ? 0x9F : 0xBF
-        guard b1 >= lower, b1 <= upper, p[i &+ 2] & 0xC0 == 0x80 else { return 0 }
-        return 3
-    }
-    if c < 0xF5 {
-        guard i &+ 3 < n else { return 0 }
-        let b1 = p[i &+ 1]
-        let lower: UInt8 = c == 0xF0 ? 0x90 : 0x80
-        let upper: UInt8 = c == 0xF4 ? 0x8F : 0xBF
-        guard b1 >= lower, b1 <= upper, p[i &+ 2] & 0xC0 == 0x80, p[i &+ 3] & 0xC0 == 0x80 else { return 0 }
-        return 4
-    }
-    return 0
 }
 
 /// Offset of the first invalid UTF-8 sequence at or after `start`, or -1 when the rest is valid.
@@ -346,7 +349,7 @@ private func firstInvalidUTF8(_ p: UnsafePointer<UInt8>, _ n: Int, from start: I
             i &+= 1
             continue
         }
-        let length = utf8SequenceLength(p, n, i)
+        let length = UTF8Scan.sequenceLength(p, n, i)
         if length == 0 { return i }
         i &+= length
     }
@@ -418,7 +421,7 @@ private func scanStringBody(_ p: UnsafePointer<UInt8>, _ n: Int, from start: Int
             i &+= 1
             continue
         }
-        let length = utf8SequenceLength(p, n, i)
+        let length = UTF8Scan.sequenceLength(p, n, i)
         if length == 0 { return StringScan(end: i, status: StringScan.badUTF8, escapes: escapes) }
         i &+= length
     }
