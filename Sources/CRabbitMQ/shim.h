@@ -210,16 +210,13 @@ static inline void routerd_amqp_handle_method(
 }
 
 /// Waits up to `timeout_ms` (0: only what is already there) for one frame and reports what it was.
-static inline void routerd_amqp_next_event(amqp_connection_state_t state, int timeout_ms, routerd_amqp_event *event) {
-    memset(event, 0, sizeof *event);
-    // Frames read earlier live in the connection's pool until this call frees it (the events copied what they
-    // needed); without it every confirm ever received stays in memory.
-    amqp_maybe_release_buffers(state);
-    struct timeval timeout = routerd_amqp_timeval(timeout_ms);
+/// Reads one frame within `timeout` and reports it; `idle` is what nothing within the timeout means to the caller.
+static inline void routerd_amqp_read_frame(
+    amqp_connection_state_t state, struct timeval *timeout, int idle, routerd_amqp_event *event) {
     amqp_frame_t frame;
-    int status = amqp_simple_wait_frame_noblock(state, &frame, &timeout);
+    int status = amqp_simple_wait_frame_noblock(state, &frame, timeout);
     if (status == AMQP_STATUS_TIMEOUT) {
-        event->kind = ROUTERD_AMQP_NONE;
+        event->kind = idle;
         return;
     }
     if (status != AMQP_STATUS_OK) {
@@ -233,6 +230,15 @@ static inline void routerd_amqp_next_event(amqp_connection_state_t state, int ti
         return;
     }
     routerd_amqp_handle_method(state, &frame, event);
+}
+
+static inline void routerd_amqp_next_event(amqp_connection_state_t state, int timeout_ms, routerd_amqp_event *event) {
+    memset(event, 0, sizeof *event);
+    // Frames read earlier live in the connection's pool until this call frees it (the events copied what they
+    // needed); without it every confirm ever received stays in memory.
+    amqp_maybe_release_buffers(state);
+    struct timeval timeout = routerd_amqp_timeval(timeout_ms);
+    routerd_amqp_read_frame(state, &timeout, ROUTERD_AMQP_NONE, event);
 }
 
 /// Waits up to `timeout_ms` for a delivery; on ROUTERD_AMQP_DELIVERY the caller reads `envelope` and then
@@ -256,23 +262,7 @@ static inline void routerd_amqp_consume(
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
         // Something other than a delivery arrived: read it and act on it.
         struct timeval none = routerd_amqp_timeval(0);
-        amqp_frame_t frame;
-        int status = amqp_simple_wait_frame_noblock(state, &frame, &none);
-        if (status == AMQP_STATUS_TIMEOUT) {
-            event->kind = ROUTERD_AMQP_OTHER;
-            return;
-        }
-        if (status != AMQP_STATUS_OK) {
-            event->kind = ROUTERD_AMQP_FAILED;
-            event->status = status;
-            snprintf(event->text, sizeof event->text, "%s", amqp_error_string2(status));
-            return;
-        }
-        if (frame.frame_type != AMQP_FRAME_METHOD) {
-            event->kind = ROUTERD_AMQP_OTHER;
-            return;
-        }
-        routerd_amqp_handle_method(state, &frame, event);
+        routerd_amqp_read_frame(state, &none, ROUTERD_AMQP_OTHER, event);
         return;
     }
     event->kind = ROUTERD_AMQP_FAILED;
