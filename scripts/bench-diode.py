@@ -121,7 +121,11 @@ class Servers:
         self.postgres_dir = os.path.join(self.directory, "postgres")
         print(f"starting RabbitMQ and PostgreSQL in {self.directory}", file=sys.stderr)
         self.amqp_url = self.script("rabbitmq-node.sh", "start", self.rabbitmq_dir)
-        self.postgres_url = self.script("postgres-node.sh", "start", self.postgres_dir)
+        try:
+            self.postgres_url = self.script("postgres-node.sh", "start", self.postgres_dir)
+        except BaseException:
+            self.stop()  # do not leave the RabbitMQ node running
+            raise
 
     @staticmethod
     def script(name, *arguments):
