@@ -12,9 +12,7 @@ public final class Ack: FilterStage {
         type: "ack",
         summary: "Acknowledges entries to their senders after every output they were routed to has written them.",
         options: [
-            OptionDeclaration(
-                "levels", .list(.oneOf(Level.acceptedNames)), .defaultValue(.list([.string("ERROR")])),
-                "Levels whose entries are acknowledged (entries without a sequence never are).")
+            levels
         ],
         counters: [
             CounterDeclaration("acks_sent", "Positive acknowledgements sent."),
@@ -24,6 +22,11 @@ public final class Ack: FilterStage {
         needsReplyChannel: true
     )
 
+    static let levels = StageOption<[String]>(
+        OptionDeclaration(
+            "levels", .list(.oneOf(Level.acceptedNames)), .defaultValue(.list([.string("ERROR")])),
+            "Levels whose entries are acknowledged (entries without a sequence never are)."))
+
     private let matches: [Bool]
     private let acksSent: Counter
     private let nacksSent: Counter
@@ -32,7 +35,7 @@ public final class Ack: FilterStage {
     /// Makes the filter.
     public init(context: StageContext) throws {
         var matches = [Bool](repeating: false, count: Int(Level.critical.rawValue) + 1)
-        for name in try context.options.strings("levels") {
+        for name in try context.options.value(Ack.levels) {
             guard let level = Level(name: name) else { throw StageError("'\(name)' is not a level") }
             matches[Int(level.rawValue)] = true
         }

@@ -11,23 +11,31 @@ public final class MatchLevel: FilterStage {
         type: "match_level",
         summary: "Routes entries by level: listed (or at least min_level) to the default port, others to unmatched.",
         options: [
-            OptionDeclaration(
-                "levels", .list(.oneOf(Level.acceptedNames)), .optional,
-                "Levels that match, case-insensitive: DEBUG, INFO, WARNING (WARN), ERROR (ERR), CRITICAL (FATAL, "
-                    + "CRIT). Give this or min_level."),
-            OptionDeclaration(
-                "min_level", .oneOf(Level.acceptedNames), .optional,
-                "The least severe level that matches; more severe ones match too. Give this or levels."),
+            levels,
+            minLevel,
         ],
         ports: [PortDeclaration("unmatched", "Entries whose level does not match (including entries with no level).")],
         check: { options in
-            switch (options.has("levels"), options.has("min_level")) {
-            case (true, true): ["give either 'levels' or 'min_level', not both"]
-            case (false, false): ["missing 'levels' or 'min_level': say which levels match"]
-            default: []
+            let levels = (try? options.value(MatchLevel.levels)) ?? nil
+            let minLevel = (try? options.value(MatchLevel.minLevel)) ?? nil
+            switch (levels != nil, minLevel != nil) {
+            case (true, true): return ["give either 'levels' or 'min_level', not both"]
+            case (false, false): return ["missing 'levels' or 'min_level': say which levels match"]
+            default: return []
             }
         }
     )
+
+    static let levels = StageOption<[String]?>(
+        OptionDeclaration(
+            "levels", .list(.oneOf(Level.acceptedNames)), .optional,
+            "Levels that match, case-insensitive: DEBUG, INFO, WARNING (WARN), ERROR (ERR), CRITICAL (FATAL, "
+                + "CRIT). Give this or min_level."))
+
+    static let minLevel = StageOption<String?>(
+        OptionDeclaration(
+            "min_level", .oneOf(Level.acceptedNames), .optional,
+            "The least severe level that matches; more severe ones match too. Give this or levels."))
 
     /// Port index of `unmatched`.
     public static let unmatchedPort = 1
@@ -37,12 +45,12 @@ public final class MatchLevel: FilterStage {
     /// Makes the filter.
     public init(context: StageContext) throws {
         var matches = [Bool](repeating: false, count: Int(Level.critical.rawValue) + 1)
-        if let names = try context.options.optionalStrings("levels") {
+        if let names = try context.options.value(MatchLevel.levels) {
             for name in names {
                 guard let level = Level(name: name) else { throw StageError("'\(name)' is not a level") }
                 matches[Int(level.rawValue)] = true
             }
-        } else if let name = try context.options.optionalString("min_level") {
+        } else if let name = try context.options.value(MatchLevel.minLevel) {
             guard let minimum = Level(name: name) else { throw StageError("'\(name)' is not a level") }
             for level in Level.allCases where level != .unknown && level >= minimum {
                 matches[Int(level.rawValue)] = true

@@ -15,21 +15,24 @@ public final class ValidateJSON: FilterStage {
         type: "validate_json",
         summary: "Passes valid JSON objects with the required fields; the rest go to `invalid` with a reason.",
         options: [
-            OptionDeclaration(
-                "require", .list(.string),
-                .defaultValue(
-                    .list(["timestamp", "sequence", "app", "level", "message", "host"].map(OptionValue.string))),
-                "Top-level fields every entry must have (at most 64). `sequence` also accepts `seq`, `host` also "
-                    + "`hostname`. Known fields must have their type: level, host, app, message, timestamp strings; "
-                    + "sequence an integer. An empty list checks only that the entry is a JSON object.")
+            require
         ],
         ports: [PortDeclaration("invalid", "Entries refused, each with its reason (see the invalid counter).")],
         counters: [CounterDeclaration("invalid", label: "reason", values: reasons, "Entries refused, by reason.")],
         check: { options in
-            let names = (try? options.strings("require")) ?? []
+            let names = (try? options.value(ValidateJSON.require)) ?? []
             return names.count > 64 ? ["'require' lists \(names.count) fields; at most 64 are supported"] : []
         }
     )
+
+    static let require = StageOption<[String]>(
+        OptionDeclaration(
+            "require", .list(.string),
+            .defaultValue(
+                .list(["timestamp", "sequence", "app", "level", "message", "host"].map(OptionValue.string))),
+            "Top-level fields every entry must have (at most 64). `sequence` also accepts `seq`, `host` also "
+                + "`hostname`. Known fields must have their type: level, host, app, message, timestamp strings; "
+                + "sequence an integer. An empty list checks only that the entry is a JSON object."))
 
     /// Port index of `invalid`.
     public static let invalidPort = 1
@@ -40,7 +43,7 @@ public final class ValidateJSON: FilterStage {
 
     /// Makes the filter.
     public init(context: StageContext) throws {
-        let names = try context.options.strings("require")
+        let names = try context.options.value(ValidateJSON.require)
         required = JSONRequiredKeys(names, aliases: ["sequence": ["seq"], "host": ["hostname"]])
         reasonIDs = ValidateJSON.reasons.map { Reason($0) }
         invalidCounters = ValidateJSON.reasons.map { context.counters.counter("invalid", label: "reason", value: $0) }

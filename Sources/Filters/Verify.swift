@@ -21,30 +21,12 @@ public final class Verify: FilterStage {
         summary: "Checks each entry's HS256 JWT and MD5 checksum as the data-diode seed does; the rest go to "
             + "`rejected` with a reason.",
         options: [
-            OptionDeclaration(
-                "secret", .string, .required,
-                "The HS256 key (its UTF-8 bytes), usually `\"${SECRET_KEY:?set SECRET_KEY}\"`. An empty secret is "
-                    + "refused; one shorter than 32 bytes is accepted with a warning in the log. Every token signed "
-                    + "with another key is rejected as bad_signature."),
-            OptionDeclaration(
-                "issuer", .string, .defaultValue(.string("udp_client")),
-                "The `iss` claim every token must carry, exactly; any other, or none, is rejected as wrong_issuer."),
-            OptionDeclaration(
-                "leeway", .duration(.zero...(.seconds(300))), .defaultValue(.duration(.seconds(5))),
-                "Clock skew allowed between senders and routerd: a token is expired once `exp` + leeway has passed, "
-                    + "and not yet valid while `nbf` or `iat` - leeway is still ahead of the receive time. A larger "
-                    + "value lets a captured message be replayed for longer."),
-            OptionDeclaration(
-                "token_field", .string, .defaultValue(.string("token")),
-                "The top-level field that holds the JWT."),
-            OptionDeclaration(
-                "checksum", .bool, .defaultValue(.bool(true)),
-                "Whether entries must carry a checksum. `false` checks only the token: the checksum field, if any, "
-                    + "is not examined (and an entry altered in transit passes if its token is good)."),
-            OptionDeclaration(
-                "checksum_field", .string, .defaultValue(.string("checksum")),
-                "The top-level field that holds the MD5 hex digest (lowercase) of the entry without that field, as "
-                    + "Python's `json.dumps(entry, sort_keys=True)` writes it."),
+            secret,
+            issuer,
+            leeway,
+            tokenField,
+            checksum,
+            checksumField,
         ],
         ports: [
             PortDeclaration(
@@ -55,19 +37,55 @@ public final class Verify: FilterStage {
         counters: [CounterDeclaration("rejected", label: "reason", values: reasons, "Entries refused, by reason.")],
         check: { options in
             var problems: [String] = []
-            if (try? options.string("secret"))?.isEmpty == true {
+            if (try? options.value(Verify.secret))?.isEmpty == true {
                 problems.append("'secret' is empty: set it, usually from \"${SECRET_KEY:?set SECRET_KEY}\"")
             }
-            let token = (try? options.string("token_field")) ?? "token"
-            let checksum = (try? options.string("checksum_field")) ?? "checksum"
+            let token = (try? options.value(Verify.tokenField)) ?? ""
+            let checksum = (try? options.value(Verify.checksumField)) ?? ""
             if token.isEmpty { problems.append("'token_field' is empty") }
             if checksum.isEmpty { problems.append("'checksum_field' is empty") }
-            if token == checksum && (try? options.bool("checksum")) != false {
+            if token == checksum && (try? options.value(Verify.checksum)) != false {
                 problems.append("'token_field' and 'checksum_field' are both '\(token)'")
             }
             return problems
         }
     )
+
+    static let secret = StageOption<String>(
+        OptionDeclaration(
+            "secret", .string, .required,
+            "The HS256 key (its UTF-8 bytes), usually `\"${SECRET_KEY:?set SECRET_KEY}\"`. An empty secret is "
+                + "refused; one shorter than 32 bytes is accepted with a warning in the log. Every token signed "
+                + "with another key is rejected as bad_signature."))
+
+    static let issuer = StageOption<String>(
+        OptionDeclaration(
+            "issuer", .string, .defaultValue(.string("udp_client")),
+            "The `iss` claim every token must carry, exactly; any other, or none, is rejected as wrong_issuer."))
+
+    static let leeway = StageOption<Duration>(
+        OptionDeclaration(
+            "leeway", .duration(.zero...(.seconds(300))), .defaultValue(.duration(.seconds(5))),
+            "Clock skew allowed between senders and routerd: a token is expired once `exp` + leeway has passed, "
+                + "and not yet valid while `nbf` or `iat` - leeway is still ahead of the receive time. A larger "
+                + "value lets a captured message be replayed for longer."))
+
+    static let tokenField = StageOption<String>(
+        OptionDeclaration(
+            "token_field", .string, .defaultValue(.string("token")),
+            "The top-level field that holds the JWT."))
+
+    static let checksum = StageOption<Bool>(
+        OptionDeclaration(
+            "checksum", .bool, .defaultValue(.bool(true)),
+            "Whether entries must carry a checksum. `false` checks only the token: the checksum field, if any, "
+                + "is not examined (and an entry altered in transit passes if its token is good)."))
+
+    static let checksumField = StageOption<String>(
+        OptionDeclaration(
+            "checksum_field", .string, .defaultValue(.string("checksum")),
+            "The top-level field that holds the MD5 hex digest (lowercase) of the entry without that field, as "
+                + "Python's `json.dumps(entry, sort_keys=True)` writes it."))
 
     /// Port index of `rejected`.
     public static let rejectedPort = 1
@@ -94,21 +112,21 @@ public final class Verify: FilterStage {
     /// Makes the filter.
     public init(context: StageContext) throws {
         let options = context.options
-        let secret = try options.string("secret")
+        let secret = try options.value(Verify.secret)
         guard !secret.isEmpty else { throw StageError("'secret' is empty") }
         if secret.utf8.count < 32 {
             context.logger.warning(
                 "the verify secret is shorter than 32 bytes; HS256 keys should be at least as long as the hash",
                 metadata: ["secret_bytes": "\(secret.utf8.count)"])
         }
-        let leeway = try options.duration("leeway")
+        let leeway = try options.value(Verify.leeway)
         checker = HS256Token(
-            secret: Array(secret.utf8), issuer: try options.string("issuer"),
+            secret: Array(secret.utf8), issuer: try options.value(Verify.issuer),
             leewaySeconds: Double(leeway.nanoseconds) / 1e9)
-        tokenFieldName = try options.string("token_field")
+        tokenFieldName = try options.value(Verify.tokenField)
         tokenField = Array(tokenFieldName.utf8)
-        checksumFieldName = try options.string("checksum_field")
-        checksumField = try options.bool("checksum") ? Array(checksumFieldName.utf8) : nil
+        checksumFieldName = try options.value(Verify.checksumField)
+        checksumField = try options.value(Verify.checksum) ? Array(checksumFieldName.utf8) : nil
         reasonIDs = Verify.reasons.map { Reason($0) }
         rejectedCounters = Verify.reasons.map { context.counters.counter("rejected", label: "reason", value: $0) }
     }

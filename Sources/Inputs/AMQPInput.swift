@@ -22,24 +22,13 @@ public final class AMQPInput: InputStage {
         summary: "Consumes a RabbitMQ queue; acks each message once every output downstream wrote it.",
         options: [
             AMQPStageOptions.url,
-            OptionDeclaration("queue", .string, .required, "The queue to consume."),
-            OptionDeclaration(
-                "declare", .bool, .defaultValue(.bool(true)),
-                "Declare the queue (durable) at connect, so that routerd can start before any publisher. Turn off "
-                    + "when the queue is declared elsewhere with other arguments."),
-            OptionDeclaration(
-                "prefetch", .integer(1...65535), .defaultValue(.integer(2000)),
-                "Most messages delivered and not yet acknowledged. Bounds what is in flight in routerd; too small "
-                    + "and the round trip to the broker limits the rate. Keep it below the smallest "
-                    + "queue_max_events downstream so that the input never waits on a full queue."),
-            OptionDeclaration(
-                "batch_max_events", .integer(1...65535), .defaultValue(.integer(512)),
-                "Most messages in one batch (one read of what has arrived)."),
-            OptionDeclaration(
-                "drain_timeout", .duration(.zero...(.seconds(3600))), .defaultValue(.duration(.seconds(10))),
-                "On shutdown, how long to wait for the outputs to write what was delivered, so that it is "
-                    + "acknowledged; what is still unacknowledged then goes back to the queue."),
-        ] + AMQPStageOptions.connection,
+            queue,
+            declare,
+            prefetch,
+            batchMaxEvents,
+            AMQPStageOptions.heartbeat, SharedOptions.connectTimeout, SharedOptions.reconnectBackoffMax,
+            SharedOptions.drainTimeout,
+        ],
         counters: [
             CounterDeclaration("received", "Messages delivered by the broker."),
             CounterDeclaration("acked", "Messages acknowledged: written by every output (or routed to none)."),
@@ -52,6 +41,27 @@ public final class AMQPInput: InputStage {
             CounterDeclaration("connect_failures", "Connection attempts that failed."),
         ]
     )
+
+    static let queue = StageOption<String>(
+        OptionDeclaration("queue", .string, .required, "The queue to consume."))
+
+    static let declare = StageOption<Bool>(
+        OptionDeclaration(
+            "declare", .bool, .defaultValue(.bool(true)),
+            "Declare the queue (durable) at connect, so that routerd can start before any publisher. Turn off "
+                + "when the queue is declared elsewhere with other arguments."))
+
+    static let prefetch = StageOption<Int>(
+        OptionDeclaration(
+            "prefetch", .integer(1...65535), .defaultValue(.integer(2000)),
+            "Most messages delivered and not yet acknowledged. Bounds what is in flight in routerd; too small "
+                + "and the round trip to the broker limits the rate. Keep it below the smallest "
+                + "queue_max_events downstream so that the input never waits on a full queue."))
+
+    static let batchMaxEvents = StageOption<Int>(
+        OptionDeclaration(
+            "batch_max_events", .integer(1...65535), .defaultValue(.integer(512)),
+            "Most messages in one batch (one read of what has arrived)."))
 
     private let url: AMQPURL
     private let queue: String
@@ -71,14 +81,14 @@ public final class AMQPInput: InputStage {
     public init(context: StageContext) throws {
         let options = context.options
         url = try AMQPStageOptions.url(from: options)
-        queue = try options.string("queue")
-        declare = try options.bool("declare")
-        prefetch = try options.integer("prefetch")
-        batchMax = try options.integer("batch_max_events")
-        drainTimeout = try options.duration("drain_timeout")
-        heartbeat = try options.duration("heartbeat")
-        connectTimeout = try options.duration("connect_timeout")
-        backoffMax = try options.duration("reconnect_backoff_max")
+        queue = try options.value(AMQPInput.queue)
+        declare = try options.value(AMQPInput.declare)
+        prefetch = try options.value(AMQPInput.prefetch)
+        batchMax = try options.value(AMQPInput.batchMaxEvents)
+        drainTimeout = try options.value(SharedOptions.drainTimeout)
+        heartbeat = try options.value(AMQPStageOptions.heartbeat)
+        connectTimeout = try options.value(SharedOptions.connectTimeout)
+        backoffMax = try options.value(SharedOptions.reconnectBackoffMax)
         self.context = context
         wake = try Wakeup()
     }
@@ -118,10 +128,8 @@ public final class AMQPInput: InputStage {
         var connection: AMQPConnection?
         var generation = 0
         var everConnected = false
-        var failing = false
-        var lastFailure = ""
-        var backoff: Backoff
-        var nextConnectNanos: Int64 = 0
+        /// The connection's outages: health, the log lines, the backoff between attempts.
+        var outage: OutageReporter
         var outstanding: [Outstanding] = []
         /// Spaces out refusals while outputs keep failing, so the broker does not hand the same messages straight
         /// back in a loop (and healthy outputs do not write them again and again).
@@ -139,7 +147,7 @@ public final class AMQPInput: InputStage {
         init(input: AMQPInput, emitter: InputEmitter) {
             self.input = input
             self.emitter = emitter
-            backoff = Backoff(max: input.backoffMax)
+            outage = OutageReporter(context: input.context, backoffMax: input.backoffMax)
             requeueBackoff = Backoff(max: input.backoffMax)
             let counters = input.context.counters
             received = counters.counter("received")
@@ -181,9 +189,9 @@ public final class AMQPInput: InputStage {
         /// Connects, declares, sets the prefetch and starts consuming; on failure, schedules the next attempt.
         mutating func connect() {
             let now = monotonicNanos()
-            if now < nextConnectNanos {
-                input.wake.wait(
-                    alsoFor: -1, timeoutMillis: Int32(clamping: min(nextConnectNanos - now, 1_000_000_000) / 1_000_000))
+            if !outage.mayAttempt {
+                let wait = min(outage.retryAtNanos - now, 1_000_000_000)
+                input.wake.wait(alsoFor: -1, timeoutMillis: Int32(clamping: max(1, wait / 1_000_000)))
                 return
             }
             do {
@@ -196,36 +204,31 @@ public final class AMQPInput: InputStage {
                 generation += 1
                 // Deliveries of the broken connection are back in the queue; their acks would be refused.
                 outstanding.removeAll()
-                backoff.reset()
-                input.context.health.set(.ok)
-                if everConnected { reconnects.add() }
-                input.context.logger.info(
-                    everConnected ? "connected again" : "consuming",
-                    metadata: ["url": "\(input.url)", "queue": "\(input.queue)", "prefetch": "\(input.prefetch)"])
+                let metadata: Logger.Metadata = [
+                    "url": "\(input.url)", "queue": "\(input.queue)", "prefetch": "\(input.prefetch)",
+                ]
+                if everConnected {
+                    reconnects.add()
+                    outage.recovered("connected again", metadata: metadata)
+                } else {
+                    outage.recovered("connected", metadata: metadata)
+                    input.context.logger.info("consuming", metadata: metadata)
+                }
                 everConnected = true
-                failing = false
-                lastFailure = ""
             } catch {
                 connectFailures.add()
-                fail("\(error)", message: "cannot connect; retrying")
+                outage.failed("cannot connect; retrying", reason: "\(error)", metadata: metadata)
             }
         }
 
         mutating func lost(_ error: AMQPError) {
             connection = nil
-            fail(error.message, message: "connection lost; reconnecting (unacknowledged messages are redelivered)")
+            outage.failed(
+                "connection lost; reconnecting (unacknowledged messages are redelivered)", reason: error.message,
+                metadata: metadata)
         }
 
-        mutating func fail(_ reason: String, message: Logger.Message) {
-            input.context.health.set(.degraded(reason))
-            if !failing || reason != lastFailure {
-                input.context.logger.error(
-                    message, metadata: ["url": "\(input.url)", "queue": "\(input.queue)", "error": "\(reason)"])
-            }
-            failing = true
-            lastFailure = reason
-            nextConnectNanos = monotonicNanos() + backoff.next()
-        }
+        var metadata: Logger.Metadata { ["url": "\(input.url)", "queue": "\(input.queue)"] }
 
         /// Reads what has arrived (up to batch_max_events) as one batch and sends it through the graph.
         mutating func readBatch(from connection: AMQPConnection) throws {

@@ -22,42 +22,15 @@ public final class UDPInput: InputStage {
         type: "udp",
         summary: "Receives JSON log entries as UDP datagrams (recvmmsg batches, SO_REUSEPORT workers).",
         options: [
-            OptionDeclaration(
-                "address", .string, .defaultValue(.string("0.0.0.0")),
-                "Address to bind: an IPv4 or IPv6 literal or a host name. `0.0.0.0` listens on every IPv4 interface."),
-            OptionDeclaration(
-                "port", .integer(0...65535), .defaultValue(.integer(5514)),
-                "UDP port to bind; 0 picks a free port, logged in the `listening` line."),
-            OptionDeclaration(
-                "receive_buffer_bytes", .size(4096...(1 << 30)), .defaultValue(.size(4 * 1024 * 1024)),
-                "SO_RCVBUF: how much the kernel queues while routerd is busy. Too small and bursts are dropped by the "
-                    + "kernel (counted as kernel_drops). Above net.core.rmem_max it needs root (SO_RCVBUFFORCE); "
-                    + "the granted size is logged, with a warning when it is less than asked."),
-            OptionDeclaration(
-                "send_buffer_bytes", .size(4096...(1 << 30)), .defaultValue(.size(1024 * 1024)),
-                "SO_SNDBUF of the same socket, which sends acks. Too small and acks are dropped under load "
-                    + "(counted as replies_failed)."),
-            OptionDeclaration(
-                "max_datagram_bytes", .size(64...65536), .defaultValue(.size(65536)),
-                "Largest datagram kept whole. A larger one is counted as truncated and marked so that validate_json "
-                    + "sends it to `invalid` with the reason truncated; it is never passed on as if whole."),
-            OptionDeclaration(
-                "read_batch_count", .integer(1...1024), .defaultValue(.integer(64)),
-                "Most datagrams read by one recvmmsg call, which is one batch through the graph. Each slot reserves "
-                    + "max_datagram_bytes of address space (touched only as datagrams fill it)."),
-            OptionDeclaration(
-                "batch_wait", .duration(.zero...(.milliseconds(100))), .defaultValue(.duration(.microseconds(300))),
-                "After a read that filled less than half of read_batch_count, wait this long before reading again, so "
-                    + "that more datagrams gather per system call: fewer wake-ups per entry (make bench: 2.9 -> 2.1 "
-                    + "CPU-s per million at 200,000/s) for at most this much added latency. 0 reads again at once. "
-                    + "Keep it well below what the receive buffer holds at peak rate."),
-            OptionDeclaration(
-                "workers", .integer(1...64), .defaultValue(.integer(1)),
-                "Sockets (and threads) on the same port with SO_REUSEPORT; the kernel spreads senders over them. "
-                    + "More than the number of cores only adds contention."),
-            OptionDeclaration(
-                "one_way", .bool, .defaultValue(.bool(false)),
-                "Data-diode mode: this socket never sends anything. The config check refuses an `ack` downstream."),
+            address,
+            port,
+            receiveBufferBytes,
+            sendBufferBytes,
+            maxDatagramBytes,
+            readBatchCount,
+            batchWait,
+            workers,
+            oneWay,
         ],
         counters: [
             CounterDeclaration("datagrams", "Datagrams received."),
@@ -70,8 +43,62 @@ public final class UDPInput: InputStage {
             CounterDeclaration("replies_sent", "Replies (acks) sent from these sockets."),
             CounterDeclaration("replies_failed", "Replies the kernel refused (full send buffer, unreachable sender)."),
         ],
-        canReply: { options in !((try? options.bool("one_way")) ?? false) }
+        canReply: { options in !((try? options.value(UDPInput.oneWay)) ?? false) }
     )
+
+    static let address = StageOption<String>(
+        OptionDeclaration(
+            "address", .string, .defaultValue(.string("0.0.0.0")),
+            "Address to bind: an IPv4 or IPv6 literal or a host name. `0.0.0.0` listens on every IPv4 interface."))
+
+    static let port = StageOption<Int>(
+        OptionDeclaration(
+            "port", .integer(0...65535), .defaultValue(.integer(5514)),
+            "UDP port to bind; 0 picks a free port, logged in the `listening` line."))
+
+    static let receiveBufferBytes = StageOption<Int>(
+        OptionDeclaration(
+            "receive_buffer_bytes", .size(4096...(1 << 30)), .defaultValue(.size(4 * 1024 * 1024)),
+            "SO_RCVBUF: how much the kernel queues while routerd is busy. Too small and bursts are dropped by the "
+                + "kernel (counted as kernel_drops). Above net.core.rmem_max it needs root (SO_RCVBUFFORCE); "
+                + "the granted size is logged, with a warning when it is less than asked."))
+
+    static let sendBufferBytes = StageOption<Int>(
+        OptionDeclaration(
+            "send_buffer_bytes", .size(4096...(1 << 30)), .defaultValue(.size(1024 * 1024)),
+            "SO_SNDBUF of the same socket, which sends acks. Too small and acks are dropped under load "
+                + "(counted as replies_failed)."))
+
+    static let maxDatagramBytes = StageOption<Int>(
+        OptionDeclaration(
+            "max_datagram_bytes", .size(64...65536), .defaultValue(.size(65536)),
+            "Largest datagram kept whole. A larger one is counted as truncated and marked so that validate_json "
+                + "sends it to `invalid` with the reason truncated; it is never passed on as if whole."))
+
+    static let readBatchCount = StageOption<Int>(
+        OptionDeclaration(
+            "read_batch_count", .integer(1...1024), .defaultValue(.integer(64)),
+            "Most datagrams read by one recvmmsg call, which is one batch through the graph. Each slot reserves "
+                + "max_datagram_bytes of address space (touched only as datagrams fill it)."))
+
+    static let batchWait = StageOption<Duration>(
+        OptionDeclaration(
+            "batch_wait", .duration(.zero...(.milliseconds(100))), .defaultValue(.duration(.microseconds(300))),
+            "After a read that filled less than half of read_batch_count, wait this long before reading again, so "
+                + "that more datagrams gather per system call: fewer wake-ups per entry (make bench: 2.9 -> 2.1 "
+                + "CPU-s per million at 200,000/s) for at most this much added latency. 0 reads again at once. "
+                + "Keep it well below what the receive buffer holds at peak rate."))
+
+    static let workers = StageOption<Int>(
+        OptionDeclaration(
+            "workers", .integer(1...64), .defaultValue(.integer(1)),
+            "Sockets (and threads) on the same port with SO_REUSEPORT; the kernel spreads senders over them. "
+                + "More than the number of cores only adds contention."))
+
+    static let oneWay = StageOption<Bool>(
+        OptionDeclaration(
+            "one_way", .bool, .defaultValue(.bool(false)),
+            "Data-diode mode: this socket never sends anything. The config check refuses an `ack` downstream."))
 
     private let sockets: [UDPSocket]
     private let maxDatagramBytes: Int
@@ -91,15 +118,15 @@ public final class UDPInput: InputStage {
     /// Binds the sockets and logs `listening` with the bound address.
     public init(context: StageContext) throws {
         let options = context.options
-        let host = try options.string("address")
-        let port = try options.integer("port")
-        let workers = try options.integer("workers")
-        let receiveBuffer = try options.size("receive_buffer_bytes")
-        let sendBuffer = try options.size("send_buffer_bytes")
-        maxDatagramBytes = try options.size("max_datagram_bytes")
-        readBatchCount = try options.integer("read_batch_count")
-        batchWaitMicros = UInt32(clamping: try options.duration("batch_wait").nanoseconds / 1000)
-        oneWay = try options.bool("one_way")
+        let host = try options.value(UDPInput.address)
+        let port = try options.value(UDPInput.port)
+        let workers = try options.value(UDPInput.workers)
+        let receiveBuffer = try options.value(UDPInput.receiveBufferBytes)
+        let sendBuffer = try options.value(UDPInput.sendBufferBytes)
+        maxDatagramBytes = try options.value(UDPInput.maxDatagramBytes)
+        readBatchCount = try options.value(UDPInput.readBatchCount)
+        batchWaitMicros = UInt32(clamping: try options.value(UDPInput.batchWait).nanoseconds / 1000)
+        oneWay = try options.value(UDPInput.oneWay)
         logger = context.logger
         var sockets: [UDPSocket] = []
         var boundPort = port

@@ -9,41 +9,32 @@ public final class StdoutOutput: OutputStage {
         counters: [CounterDeclaration("write_errors", "Writes to standard output that failed (a closed pipe).")]
     )
 
-    private let written: Counter
     private let writeErrors: Counter
-    private let counters: StageCounters
-    private let context: StageContext
 
     /// Makes the output.
     public init(context: StageContext) throws {
-        self.context = context
-        counters = context.counters
-        written = context.counters.counter("events_out", label: "port", value: "default")
         writeErrors = context.counters.counter("write_errors")
     }
 
-    /// Writes everything queued with one write(2) per take.
-    public func run(_ queue: OutputQueue) throws {
-        var buffer: [UInt8] = []
-        while true {
-            guard case .batches(let batches) = queue.take(maxEvents: 4096) else { return }
+    /// The writer, on the output's thread.
+    public func makeWriter() -> Writer { Writer(writeErrors: writeErrors) }
+
+    /// Writes each group with one write(2); a write that fails (a closed pipe) drops its entries, counted.
+    public struct Writer: OutputWriter {
+        let writeErrors: Counter
+        private var buffer: [UInt8] = []
+
+        init(writeErrors: Counter) { self.writeErrors = writeErrors }
+
+        /// One write(2) for the whole group.
+        public mutating func write(_ group: WriteGroup) -> WriteOutcome {
             buffer.removeAll(keepingCapacity: true)
-            var count = 0
-            for batch in batches {
-                batch.appendLines(to: &buffer)
-                count += batch.count
-            }
-            if let code = FileDescriptorWriter.writeAll(1, buffer) {
-                let reason = "cannot write to standard output: \(FileDescriptorWriter.describe(code))"
-                writeErrors.add()
-                counters.dropped(count, reason: "write_failed")
-                context.health.set(.degraded(reason))
-                context.logger.error("write failed", metadata: ["error": "\(reason)", "events_lost": "\(count)"])
-                for batch in batches { batch.settle(.failed(reason)) }
-            } else {
-                written.add(count)
-                for batch in batches { batch.settle(.written) }
-            }
+            for batch in group.batches { batch.appendLines(to: &buffer) }
+            guard let code = FileDescriptorWriter.writeAll(1, buffer) else { return .written }
+            writeErrors.add()
+            return .dropped(
+                reason: "write_failed",
+                detail: "cannot write to standard output: \(FileDescriptorWriter.describe(code))")
         }
     }
 }

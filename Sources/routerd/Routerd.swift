@@ -50,7 +50,7 @@ struct RunCommand: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let registry = try BuiltinStages.registry()
         let plan = try options.loadPlan(registry: registry)
-        let levelName = (try? plan.globals.string("log_level")) ?? "info"
+        let levelName = try plan.globals.value(RouterGlobals.logLevel)
         let level = Logger.Level(rawValue: levelName) ?? .info
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         var logger = Logger(label: "routerd")
@@ -62,12 +62,18 @@ struct RunCommand: AsyncParsableCommand {
             printError(error.description)
             throw ExitCode(1)
         }
-        let timeout = (try? plan.globals.duration("shutdown_timeout")) ?? .seconds(30)
-        let service = RouterService(router: router, logger: logger, shutdownTimeout: timeout)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        // Trap before anything starts, so that a signal that comes at once is not lost.
+        let signals = await ShutdownSignals()
+        var configuration = ServiceGroupConfiguration(
+            services: router.services.map { .init(service: $0) } + [
+                .init(service: RouterService(router: router, logger: logger))
+            ],
+            logger: logger)
+        // Past shutdown_timeout the group cancels the router's service, which says what was not written and exits 1.
+        configuration.maximumGracefulShutdownDuration = try plan.globals.value(RouterGlobals.shutdownTimeout)
+        let group = ServiceGroup(configuration: configuration)
+        let watcher = signals.watch(group, router: router, logger: logger)
+        defer { watcher.cancel() }
         try await group.run()
     }
 }

@@ -57,7 +57,7 @@ private final class GraphAck: FilterStage {
 }
 
 /// An output with a required option and a size option.
-private final class GraphSink: OutputStage {
+private final class GraphSink: OutputStage, OutputWriter {
     static let declaration = StageDeclaration(
         type: "test_sink",
         summary: "Test output.",
@@ -68,26 +68,26 @@ private final class GraphSink: OutputStage {
     )
 
     init(context: StageContext) throws {}
-    func run(_ queue: OutputQueue) throws {}
+    func write(_ group: WriteGroup) -> WriteOutcome { .written }
 }
 
 /// An output without options.
-private final class GraphNull: OutputStage {
+private final class GraphNull: OutputStage, OutputWriter {
     static let declaration = StageDeclaration(type: "test_null", summary: "Test output that discards.")
 
     init(context: StageContext) throws {}
-    func run(_ queue: OutputQueue) throws {}
+    func write(_ group: WriteGroup) -> WriteOutcome { .written }
 }
 
 /// An output with a port of its own, like `postgres` and its `rejected` port.
-private final class GraphStore: OutputStage {
+private final class GraphStore: OutputStage, OutputWriter {
     static let declaration = StageDeclaration(
         type: "test_store", summary: "Test output with a port and a mapping option.",
         options: [OptionDeclaration("columns", .mapping(.string), .optional, "Column to field.")],
         ports: [PortDeclaration("rejected", "Entries the store refused.")])
 
     init(context: StageContext) throws {}
-    func run(_ queue: OutputQueue) throws {}
+    func write(_ group: WriteGroup) -> WriteOutcome { .written }
 }
 
 private func graphRegistry() throws -> StageRegistry {
@@ -302,7 +302,7 @@ struct GraphCheckErrorTests {
         #expect(
             renderedErrors(yaml) == """
                 router.yaml:9:5: error: outputs.sink: unknown option 'colour'; allowed: type, path, max_size, inputs, \
-                queue_max_events, when_full
+                queue_max_events, when_full, reconnect_backoff_max, drain_timeout
                     colour: red
                     ^
                 """)
@@ -925,6 +925,8 @@ struct GraphCheckPlanTests {
                 "max_size": .size(1 << 20),
                 "queue_max_events": .integer(20_000),
                 "when_full": .string("block"),
+                "reconnect_backoff_max": .duration(.seconds(5)),
+                "drain_timeout": .duration(.seconds(10)),
             ])
         #expect(sink.path == "outputs.sink")
         #expect(sink.kind.role == .output)

@@ -12,7 +12,7 @@ private final class FeedInput: InputStage {
     static let declaration = StageDeclaration(
         type: "feed",
         summary: "Emits the batches a test sends it.",
-        options: [OptionDeclaration("hub", .string, .required, "The test hub's id.")],
+        options: [CaptureOutput.hub],
         canReply: { _ in true }
     )
 
@@ -59,16 +59,15 @@ private final class RouteFilter: FilterStage {
 
 /// An output with a `rejected` port, like `postgres`: it hands entries containing `reject` to that port (keeping
 /// the batch's trackers), then settles each batch as written. `gated: true` takes nothing until released.
-private final class RefusingOutput: OutputStage {
+private final class RefusingOutput: OutputStage, OutputWriter {
     static let declaration = StageDeclaration(
         type: "refusing",
         summary: "Hands entries containing 'reject' to its `rejected` port.",
-        options: [
-            OptionDeclaration("hub", .string, .required, "The test hub's id."),
-            OptionDeclaration("gated", .bool, .defaultValue(.bool(false)), "Take nothing until released."),
-        ],
+        options: [CaptureOutput.hub, gated],
         ports: [PortDeclaration("rejected", "Entries containing 'reject'.")]
     )
+
+    static let gated = StageOption<Bool>.bool("gated", default: false, "Take nothing until released.")
 
     private let hub: TestHub
     private let name: String
@@ -78,23 +77,26 @@ private final class RefusingOutput: OutputStage {
     init(context: StageContext) throws {
         hub = try TestHub.find(context)
         name = context.name
-        gated = try context.options.bool("gated")
+        gated = try context.options.value(Self.gated)
         self.context = context
     }
 
-    func run(_ queue: OutputQueue) throws {
+    func open() throws {
         if gated { hub.waitForRelease(of: name) }
-        guard let rejectedPort = context.ports.port(named: "rejected") else { throw StageError("no rejected port") }
-        let written = context.counters.counter("events_out", label: "port", value: "default")
-        while case .batches(let batches) = queue.take() {
-            for batch in batches {
-                let parts = batch.partition(portCount: 2) { batch.text(of: $0).contains("reject") ? 1 : 0 }
-                context.ports.emit(parts[1], port: rejectedPort)
-                written.add(parts[0].count)
-                batch.settle(.written)
-            }
-            hub.changed()
+    }
+
+    func write(_ group: WriteGroup) throws -> WriteOutcome {
+        guard let rejectedPort = context.ports.port(named: "rejected") else {
+            throw StageError(.stopped, "no rejected port")
         }
+        var refusals: [Refusal] = []
+        for (index, batch) in group.batches.enumerated() {
+            for (offset, event) in batch.events.enumerated() where batch.text(of: event).contains("reject") {
+                refusals.append(Refusal(batch: index, event: offset, reason: Reason("refused"), detail: "refused"))
+            }
+        }
+        hub.changed()
+        return refusals.isEmpty ? .written : .refused(refusals, port: rejectedPort)
     }
 }
 

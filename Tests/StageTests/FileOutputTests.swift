@@ -16,14 +16,14 @@ private final class RunningOutput {
     private var finished = false
 
     init(_ stageType: any OutputStage.Type, name: String, options: [String: OptionValue]) throws {
-        context = try StageHarness.context(for: stageType, name: name, options: options)
+        let context = try StageHarness.context(for: stageType, name: name, options: options)
+        self.context = context
         let stage = try stageType.init(context: context)
-        let queue = OutputQueue(
-            capacity: try context.options.integer("queue_max_events"), whenFull: .block, counters: context.counters)
+        let queue = try OutputQueue(options: context.options, counters: context.counters)
         let failure = self.failure
         thread = WorkerThread(name: "test-\(name)") {
             do {
-                try stage.run(queue)
+                try stage.drive(queue: queue, context: context)
             } catch {
                 failure.message.withLock { $0 = "\(error)" }
             }

@@ -1,5 +1,6 @@
 import Logging
 public import Router
+public import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -9,37 +10,15 @@ public import Router
 /// and `/metrics` (Prometheus) about them and about every stage of the router, with a per-sender loss ledger.
 ///
 /// The stage thread takes batches and updates the counts once per batch; the HTTP server (Hummingbird, on its own
-/// event loops) only reads. The server starts with the stage and keeps answering through a graceful shutdown
-/// (`/health` says `draining` with a 503) until the router has stopped.
-public final class HTTPStatsOutput: OutputStage {
+/// event loops) only reads. The server is a service of the process's service group (``services``), shut down after
+/// the router: it keeps answering through a graceful shutdown (`/health` says `draining` with a 503) until the
+/// router has stopped.
+public final class HTTPStatsOutput: OutputStage, ServiceProviding {
     /// The `http_stats` declaration.
     public static let declaration = StageDeclaration(
         type: "http_stats",
         summary: "Live dashboard (/), /stats JSON, /health and /metrics (Prometheus), with a per-sender loss ledger.",
-        options: [
-            OptionDeclaration(
-                "address", .string, .defaultValue(.string("0.0.0.0")),
-                "Address the HTTP server binds: an IPv4 or IPv6 literal or a host name. `0.0.0.0` listens on every "
-                    + "IPv4 interface; the pages show entry text and sender names, so use 127.0.0.1 where that is "
-                    + "private."),
-            OptionDeclaration(
-                "port", .integer(0...65535), .defaultValue(.integer(8080)),
-                "TCP port; 0 picks a free one, logged in the `listening` line. A port already taken stops routerd "
-                    + "before anything runs."),
-            OptionDeclaration(
-                "recent_errors", .integer(0...100_000), .defaultValue(.integer(100)),
-                "How many of the newest error entries are kept for the dashboard and /stats (each up to about "
-                    + "20 KiB: each text field is cut at 4 KiB). 0 keeps none."),
-            OptionDeclaration(
-                "error_levels", .list(.oneOf(Level.acceptedNames)),
-                .defaultValue(.list([.string("ERROR"), .string("CRITICAL")])),
-                "Levels whose entries go into the recent-errors list (and count in `recent_errors.seen`)."),
-            OptionDeclaration(
-                "ledger_max_senders", .integer(1...1_000_000), .defaultValue(.integer(10_000)),
-                "Most senders (host, app) the loss ledger follows at once, about 600 bytes each; past it the "
-                    + "least recently seen is evicted (counted). Too small and senders that come and go lose their "
-                    + "history; each eviction is counted in `ledger.evictions`."),
-        ],
+        options: [address, port, recentErrors, errorLevels, ledgerMaxSenders],
         counters: [
             CounterDeclaration(
                 "http_requests", label: "endpoint", values: HTTPStatsServer.endpoints,
@@ -47,55 +26,77 @@ public final class HTTPStatsOutput: OutputStage {
         ]
     )
 
+    static let address = StageOption<String>.string(
+        "address", default: "0.0.0.0",
+        "Address the HTTP server binds: an IPv4 or IPv6 literal or a host name. `0.0.0.0` listens on every IPv4 "
+            + "interface; the pages show entry text and sender names, so use 127.0.0.1 where that is private.")
+    static let port = StageOption<Int>.integer(
+        "port", 0...65535, default: 8080,
+        "TCP port; 0 picks a free one, logged in the `listening` line. A port already taken stops routerd before "
+            + "anything runs.")
+    static let recentErrors = StageOption<Int>.integer(
+        "recent_errors", 0...100_000, default: 100,
+        "How many of the newest error entries are kept for the dashboard and /stats (each up to about 20 KiB: each "
+            + "text field is cut at 4 KiB). 0 keeps none.")
+    static let errorLevels = StageOption<[String]>.strings(
+        "error_levels", of: .oneOf(Level.acceptedNames), default: ["ERROR", "CRITICAL"],
+        "Levels whose entries go into the recent-errors list (and count in `recent_errors.seen`).")
+    static let ledgerMaxSenders = StageOption<Int>.integer(
+        "ledger_max_senders", 1...1_000_000, default: 10_000,
+        "Most senders (host, app) the loss ledger follows at once, about 600 bytes each; past it the least recently "
+            + "seen is evicted (counted). Too small and senders that come and go lose their history; each eviction "
+            + "is counted in `ledger.evictions`.")
+
     private let context: StageContext
     private let store: StatsStore
     private let server: HTTPStatsServer
-    private let written: Counter
 
-    /// Reads the options and checks that the address and port can be bound (the server starts in ``run(_:)``).
+    /// Reads the options and checks that the address and port can be bound (the server starts with the writer).
     public init(context: StageContext) throws {
         self.context = context
-        let address = try context.options.string("address")
-        let port = try context.options.integer("port")
+        let options = context.options
+        let address = try options.value(Self.address)
+        let port = try options.value(Self.port)
         var levels: Set<Level> = []
-        for name in try context.options.strings("error_levels") {
-            guard let level = Level(name: name) else { throw StageError("'\(name)' is not a level") }
+        for name in try options.value(Self.errorLevels) {
+            guard let level = Level(name: name) else { throw StageError(.internalError, "'\(name)' is not a level") }
             levels.insert(level)
         }
         store = StatsStore(
-            router: context.router, recentErrors: try context.options.integer("recent_errors"), errorLevels: levels,
-            ledgerMaxSenders: try context.options.integer("ledger_max_senders"))
+            router: context.router, recentErrors: try options.value(Self.recentErrors), errorLevels: levels,
+            ledgerMaxSenders: try options.value(Self.ledgerMaxSenders))
         try BindCheck.check(host: address, port: port)
         server = HTTPStatsServer(
             host: address, port: port, store: store, stageName: context.name, counters: context.counters,
             logger: context.logger, health: context.health)
-        written = context.counters.counter("events_out", label: "port", value: "default")
     }
 
-    /// Starts the server, counts every batch until the queue closes, then leaves the server answering (with
-    /// `/health` at 503 `draining`) until the router has stopped.
-    public func run(_ queue: OutputQueue) throws {
-        server.start()
-        while true {
-            // Wake for a few thousand entries or every 100 ms, not for every batch: the page refreshes every 2 s,
-            // and a wake-up per batch (futex, context switch) cost more than the counting itself at 200,000/s.
-            switch queue.take(maxEvents: 8192, minEvents: 4096, timeout: .milliseconds(100)) {
-            case .batches(let batches):
-                var count = 0
-                for batch in batches {
-                    store.add(batch)
-                    count += batch.count
-                }
-                written.add(count)
-                for batch in batches { batch.settle(.written) }
-                store.sampleDrops()
-            case .timedOut:
-                store.sampleDrops()
-            case .closed:
-                server.stop(whenStopped: context.router)
-                return
-            }
+    /// Wakes for a few thousand entries or every 100 ms, not for every batch: the page refreshes every 2 s, and a
+    /// wake-up per batch (futex, context switch) cost more than the counting itself at 200,000/s.
+    public var traits: OutputTraits {
+        OutputTraits(
+            maxGroupEvents: 8192, flushCount: 4096, flushInterval: .milliseconds(100), tickInterval: .milliseconds(100))
+    }
+
+    /// The HTTP server, run by the process's service group.
+    public var services: [any Service] { [server] }
+
+    /// The writer, on the output's thread.
+    public func makeWriter() -> Writer { Writer(store: store) }
+
+    /// Counts what it is given, once per batch.
+    public struct Writer: OutputWriter {
+        let store: StatsStore
+
+        /// Counts every batch once.
+        public func write(_ group: WriteGroup) -> WriteOutcome {
+            for batch in group.batches { store.add(batch) }
+            store.sampleDrops()
+            return .written
         }
+
+        /// Samples the drop counters for the page's recent-drops view.
+        public func tick() { store.sampleDrops() }
     }
 }
 

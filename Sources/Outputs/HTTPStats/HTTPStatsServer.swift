@@ -1,11 +1,11 @@
 import Hummingbird
 import Logging
 import Router
-import Synchronization
+import ServiceLifecycle
 
 /// The HTTP side of `http_stats`: a Hummingbird 2 application serving `/`, `/stats`, `/health` and `/metrics`
-/// from a ``StatsStore``, on its own event loops, started and stopped by the stage.
-final class HTTPStatsServer: Sendable {
+/// from a ``StatsStore``, on its own event loops: a service of the process's service group.
+final class HTTPStatsServer: Service {
     /// The endpoints, as the `http_requests{endpoint}` counter names them.
     static let endpoints = ["dashboard", "stats", "health", "metrics"]
 
@@ -17,7 +17,6 @@ final class HTTPStatsServer: Sendable {
     private let health: StageHealth
     private let requests: [String: StageCounter]
     private let metrics = MetricsRenderer()
-    private let task = Mutex<Task<Void, Never>?>(nil)
 
     init(
         host: String, port: Int, store: StatsStore, stageName: String, counters: StageCounters, logger: Logger,
@@ -36,32 +35,15 @@ final class HTTPStatsServer: Sendable {
         self.requests = requests
     }
 
-    /// Starts serving in a task of its own; a failure to bind is logged and marks the stage degraded.
-    func start() {
-        let app = makeApplication()
-        let logger = self.logger
-        let health = self.health
-        let running = Task {
-            do {
-                try await app.run()
-            } catch {
-                guard !Task.isCancelled else { return }
-                health.set(.degraded("HTTP server stopped: \(error)"))
-                logger.error("HTTP server stopped", metadata: ["error": "\(error)"])
-            }
-        }
-        task.withLock { $0 = running }
-    }
-
-    /// Keeps answering until `router` has stopped (so `/health` says `draining` through the whole drain), then
-    /// stops the server. Returns at once.
-    func stop(whenStopped router: RouterObserver) {
-        guard let running = task.withLock({ $0 }) else { return }
-        Task {
-            while !router.isStopped {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            running.cancel()
+    /// Serves until the service group's graceful shutdown reaches it (after the router has drained, when the
+    /// router's service comes after it in the group); a failure to serve is logged and marks the stage degraded.
+    func run() async throws {
+        do {
+            try await makeApplication().run()
+        } catch {
+            guard !Task.isCancelled else { return }
+            health.set(.degraded("HTTP server stopped: \(error)"))
+            logger.error("HTTP server stopped", metadata: ["error": "\(error)"])
         }
     }
 

@@ -19,51 +19,13 @@ public final class PostgresOutput: OutputStage {
         type: "postgres",
         summary: "Inserts entries into a PostgreSQL table, one statement per batch; refused rows go to `rejected`.",
         options: [
-            OptionDeclaration(
-                "url", .string, .required,
-                "postgres://user:password@host:5432/database. Take the password from the environment "
-                    + "(`postgres://routerd:${PGPASSWORD}@db/logs`); it is shown as *** in every log line, error and "
-                    + "/health. TLS is not supported yet (only `?sslmode=disable`)."),
-            OptionDeclaration(
-                "table", .string, .defaultValue(.string("udp_messages")),
-                "Table (or schema.table) to insert into. Names are taken exactly as written (they are quoted), so "
-                    + "`Logs` is not `logs`."),
-            OptionDeclaration(
-                "columns", .mapping(.string), .optional,
-                "Column name to what fills it: a field of the entry (`text`, or `client.id` for a nested one; "
-                    + "extracted as text and cast to the column's type, NULL when absent), `$entry` (the whole entry "
-                    + "as jsonb) or `$received_at` (when routerd received it). Unset: the seed's table, client_id, "
-                    + "text, token and checksum from the fields of the same names, received_at, and entry. A value "
-                    + "that its column cannot take refuses that row only."),
-            OptionDeclaration(
-                "create_table", .bool, .defaultValue(.bool(true)),
-                "Create the table when it is missing: an `id bigserial` key, then each column (`$entry` jsonb not "
-                    + "null, `$received_at` timestamptz not null default now(), fields text). False: a missing table "
-                    + "is an error, retried with backoff until someone creates it."),
-            OptionDeclaration(
-                "batch_max_events", .integer(1...100_000), .defaultValue(.integer(1000)),
-                "Most entries inserted by one statement (one round trip). Larger means fewer round trips; a refused "
-                    + "row costs about 2*log2(this) extra statements to find."),
-            OptionDeclaration(
-                "connect_timeout", .duration(.milliseconds(100)...(.seconds(300))),
-                .defaultValue(.duration(.seconds(5))),
-                "Longest a connection attempt may take before it counts as failed and is retried."),
-            OptionDeclaration(
-                "write_timeout", .duration(.milliseconds(100)...(.seconds(3600))),
-                .defaultValue(.duration(.seconds(30))),
-                "Longest an INSERT may take; past it the connection is closed and the rows are inserted again, so "
-                    + "they may be stored twice (counted as unknown_outcome)."),
-            OptionDeclaration(
-                "reconnect_backoff_max", .duration(.milliseconds(100)...(.seconds(3600))),
-                .defaultValue(.duration(.seconds(5))),
-                "Cap of the wait between attempts while the database fails; the wait starts at 100ms and doubles, "
-                    + "with jitter so that many routers do not retry in step."),
-            OptionDeclaration(
-                "drain_timeout", .duration(.zero...(.seconds(3600))),
-                .defaultValue(.duration(.seconds(10))),
-                "At shutdown, how long to keep retrying a failing database before counting what is still held or "
-                    + "queued as dropped (reason database_unavailable). Keep it below the router's "
-                    + "shutdown_timeout, less one connect_timeout."),
+            url,
+            table,
+            columns,
+            createTable,
+            batchMaxEvents,
+            SharedOptions.connectTimeout,
+            writeTimeout,
         ],
         ports: [
             PortDeclaration(
@@ -88,23 +50,65 @@ public final class PostgresOutput: OutputStage {
         ],
         check: { options in
             var problems: [String] = []
-            if let url = try? options.string("url") {
+            if let url = try? options.value(PostgresOutput.url) {
                 do throws(PostgresURLError) {
                     _ = try PostgresURL(parsing: url)
                 } catch {
                     problems.append("option 'url' \(error.description)")
                 }
             }
-            do throws(PostgresConfigError) {
-                _ = try PostgresTable(
-                    table: (try? options.string("table")) ?? "udp_messages",
-                    columns: try? options.optionalStringMapping("columns"))
-            } catch {
-                problems.append(error.description)
+            if let table = try? options.value(PostgresOutput.table) {
+                do throws(PostgresConfigError) {
+                    _ = try PostgresTable(table: table, columns: (try? options.value(PostgresOutput.columns)) ?? nil)
+                } catch {
+                    problems.append(error.description)
+                }
             }
             return problems
         }
     )
+
+    static let url = StageOption<String>(
+        OptionDeclaration(
+            "url", .string, .required,
+            "postgres://user:password@host:5432/database. Take the password from the environment "
+                + "(`postgres://routerd:${PGPASSWORD}@db/logs`); it is shown as *** in every log line, error and "
+                + "/health. TLS is not supported yet (only `?sslmode=disable`)."))
+
+    static let table = StageOption<String>(
+        OptionDeclaration(
+            "table", .string, .defaultValue(.string("udp_messages")),
+            "Table (or schema.table) to insert into. Names are taken exactly as written (they are quoted), so "
+                + "`Logs` is not `logs`."))
+
+    static let columns = StageOption<[String: String]?>(
+        OptionDeclaration(
+            "columns", .mapping(.string), .optional,
+            "Column name to what fills it: a field of the entry (`text`, or `client.id` for a nested one; "
+                + "extracted as text and cast to the column's type, NULL when absent), `$entry` (the whole entry "
+                + "as jsonb) or `$received_at` (when routerd received it). Unset: the seed's table, client_id, "
+                + "text, token and checksum from the fields of the same names, received_at, and entry. A value "
+                + "that its column cannot take refuses that row only."))
+
+    static let createTable = StageOption<Bool>(
+        OptionDeclaration(
+            "create_table", .bool, .defaultValue(.bool(true)),
+            "Create the table when it is missing: an `id bigserial` key, then each column (`$entry` jsonb not "
+                + "null, `$received_at` timestamptz not null default now(), fields text). False: a missing table "
+                + "is an error, retried with backoff until someone creates it."))
+
+    static let batchMaxEvents = StageOption<Int>(
+        OptionDeclaration(
+            "batch_max_events", .integer(1...100_000), .defaultValue(.integer(1000)),
+            "Most entries inserted by one statement (one round trip). Larger means fewer round trips; a refused "
+                + "row costs about 2*log2(this) extra statements to find."))
+
+    static let writeTimeout = StageOption<Duration>(
+        OptionDeclaration(
+            "write_timeout", .duration(.milliseconds(100)...(.seconds(3600))),
+            .defaultValue(.duration(.seconds(30))),
+            "Longest an INSERT may take; past it the connection is closed and the rows are inserted again, so "
+                + "they may be stored twice (counted as unknown_outcome)."))
 
     private let context: StageContext
     private let settings: PostgresSettings
@@ -115,11 +119,22 @@ public final class PostgresOutput: OutputStage {
         settings = try PostgresSettings(context.options)
     }
 
-    /// Inserts what it takes until the queue closes and is drained.
-    public func run(_ queue: OutputQueue) throws {
-        var writer = PostgresWriter(context: context, settings: settings, queue: queue)
-        writer.run()
+    /// Inserts up to `batch_max_events` rows per statement; while the database is away, entries wait in the queue.
+    public var traits: OutputTraits {
+        OutputTraits(
+            maxGroupEvents: settings.batchMaxEvents,
+            wording: OutageWording(
+                cannotOpen: "database unavailable; holding entries and retrying",
+                lost: "database unavailable; holding entries and retrying",
+                refused: "database unavailable; holding entries and retrying", reopened: "database available again",
+                accepted: "database available again",
+                givingUp: "giving up on the database: shutting down and it is still unavailable",
+                stoppedWithLosses: "stopped with entries that could not be inserted",
+                unavailableReason: "database_unavailable"))
     }
+
+    /// The writer, on the output's thread.
+    public func makeWriter() -> some OutputWriter { PostgresWriter(context: context, settings: settings) }
 }
 
 /// The options, read and checked once.
@@ -130,26 +145,22 @@ struct PostgresSettings: Sendable {
     var batchMaxEvents: Int
     var connectTimeout: Duration
     var writeTimeout: Duration
-    var reconnectMaxInterval: Duration
-    var drainTimeout: Duration
 
     init(_ options: StageOptions) throws {
         do {
-            url = try PostgresURL(parsing: try options.string("url"))
+            url = try PostgresURL(parsing: try options.value(PostgresOutput.url))
         } catch let error as PostgresURLError {
             throw StageError("option 'url' \(error.description)")
         }
         do {
             table = try PostgresTable(
-                table: try options.string("table"), columns: try options.optionalStringMapping("columns"))
+                table: try options.value(PostgresOutput.table), columns: try options.value(PostgresOutput.columns))
         } catch let error as PostgresConfigError {
             throw StageError(error.description)
         }
-        createTable = try options.bool("create_table")
-        batchMaxEvents = try options.integer("batch_max_events")
-        connectTimeout = try options.duration("connect_timeout")
-        writeTimeout = try options.duration("write_timeout")
-        reconnectMaxInterval = try options.duration("reconnect_backoff_max")
-        drainTimeout = try options.duration("drain_timeout")
+        createTable = try options.value(PostgresOutput.createTable)
+        batchMaxEvents = try options.value(PostgresOutput.batchMaxEvents)
+        connectTimeout = try options.value(SharedOptions.connectTimeout)
+        writeTimeout = try options.value(PostgresOutput.writeTimeout)
     }
 }

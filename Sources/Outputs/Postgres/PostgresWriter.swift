@@ -5,17 +5,15 @@ import Router
     import Glibc
 #endif
 
-/// The postgres output's loop, on the output's own thread: take up to `batch_max_events` entries, insert them with
-/// one statement, find the rows the database refuses, hand those to `rejected`, settle, and retry with backoff
-/// while the database fails.
-struct PostgresWriter {
+/// The postgres output's writer, on the output's own thread: inserts each group with one statement per
+/// `batch_max_events` rows, finds the rows the database refuses (they go to `rejected`), and says what failed; the
+/// driver retries with backoff, reports the outage and drains at shutdown.
+struct PostgresWriter: OutputWriter {
     private let context: StageContext
     private let settings: PostgresSettings
-    private let queue: OutputQueue
     private let rejectedPort: Int
     private let reasons: [Reason]
     private let rejectedCounters: [Counter]
-    private let written: Counter
     private let inserted: Counter
     private let statements: Counter
     private let retries: Counter
@@ -24,27 +22,17 @@ struct PostgresWriter {
 
     private var session: PostgresSession?
     private var connectedBefore = false
-    /// The last failure's message while the database fails; nil while it works.
-    private var failure: String?
-    private var backoffNanos: Int64 = PostgresWriter.initialBackoffNanos
-    /// When the output first saw its queue closed while the database failed.
-    private var closedAtNanos: Int64?
-    /// Past `drain_timeout` at shutdown: what is left is dropped without trying.
-    private var gaveUp = false
-    private var lost = 0
+    /// The group being inserted: what is done stays done when a later statement of it fails and it is given again.
+    private var current: (id: UInt64, rows: PendingRows)?
 
-    private static let initialBackoffNanos: Int64 = 100_000_000
-
-    init(context: StageContext, settings: PostgresSettings, queue: OutputQueue) {
+    init(context: StageContext, settings: PostgresSettings) {
         self.context = context
         self.settings = settings
-        self.queue = queue
         rejectedPort = context.ports.port(named: "rejected") ?? 1
         reasons = PostgresOutput.rejectReasons.map { Reason($0) }
         rejectedCounters = PostgresOutput.rejectReasons.map {
             context.counters.counter("rejected", label: "reason", value: $0)
         }
-        written = context.counters.counter("events_out", label: "port", value: "default")
         inserted = context.counters.counter("inserted")
         statements = context.counters.counter("insert_statements")
         retries = context.counters.counter("retries")
@@ -52,50 +40,59 @@ struct PostgresWriter {
         unknownOutcome = context.counters.counter("unknown_outcome")
     }
 
-    mutating func run() {
-        // Connect at once, so that a wrong password or an unreachable server shows in the log and /health before
-        // the first entry arrives.
-        connectWhileIdle()
-        loop: while true {
-            let timeout: Duration? = failure == nil ? nil : .nanoseconds(nextWaitNanos())
-            switch queue.take(maxEvents: settings.batchMaxEvents, timeout: timeout) {
-            case .batches(let batches): write(batches)
-            case .timedOut: connectWhileIdle()
-            case .closed: break loop
-            }
-        }
-        session?.close()
-        session = nil
-        if lost > 0 {
-            context.logger.error(
-                "stopped with entries that could not be inserted",
-                metadata: ["url": "\(settings.url.masked)", "events_lost": "\(lost)"])
-        }
+    var outageMetadata: Logger.Metadata {
+        ["url": "\(settings.url.masked)", "table": "\(settings.table.displayName)"]
     }
 
-    // MARK: Writing
+    func healthReason(_ error: String) -> String {
+        "cannot insert into \(settings.table.displayName) at \(settings.url.masked): \(error)"
+    }
 
-    private mutating func write(_ batches: [Batch]) {
-        var rows = PendingRows(batches: batches, chunk: settings.batchMaxEvents)
-        for (index, count) in rows.localRejectCounts.enumerated() where count > 0 {
-            rejectedCounters[index].add(count)
+    /// Connects and sets the table up.
+    mutating func open() throws {
+        _ = try readySession()
+    }
+
+    mutating func close() {
+        session?.close()
+        session = nil
+    }
+
+    mutating func write(_ group: WriteGroup) throws -> WriteOutcome {
+        if current?.id != group.id {
+            let rows = PendingRows(batches: group.batches, chunk: settings.batchMaxEvents)
+            for (index, count) in rows.localRejectCounts.enumerated() where count > 0 {
+                rejectedCounters[index].add(count)
+            }
+            current = (group.id, rows)
         }
-        while !rows.isDone && !gaveUp {
-            do {
-                let session = try readySession()
-                try insert(&rows, using: session)
-                recovered()
-            } catch {
-                failed(error)
-                pauseBeforeRetry()
+        guard var rows = current?.rows else { return .retry("no rows") }
+        defer { current?.rows = rows }
+        do {
+            let session = try readySession()
+            try insert(&rows, using: session)
+        } catch {
+            if case .connection = error.kind { throw error }
+            // The statement itself was refused (no table, no permission): set the session up again next time.
+            session?.invalidateSetUp()
+            return .retry(error.message)
+        }
+        current = nil
+        var refusals: [Refusal] = []
+        for (batch, rejections) in rows.rejections.enumerated() {
+            for rejection in rejections {
+                refusals.append(
+                    Refusal(
+                        batch: batch, event: rejection.event, reason: reasons[rejection.reason],
+                        detail: rejection.detail, offset: rejection.offset))
             }
         }
-        finish(rows)
+        return refusals.isEmpty ? .written : .refused(refusals, port: rejectedPort)
     }
 
     /// Inserts every range still to do; a range the database refuses for a row's sake is split in halves until the
-    /// refused rows stand alone. Each statement commits on its own (autocommit: one round trip), so what has been
-    /// inserted stays inserted when a later statement fails.
+    /// refused rows stand alone. Each statement commits on its own, so what has been inserted stays inserted when
+    /// a later statement fails.
     private func insert(_ rows: inout PendingRows, using session: PostgresSession) throws(PostgresFailure) {
         while let range = rows.todo.popLast() {
             statements.add()
@@ -105,7 +102,6 @@ struct PostgresWriter {
                     deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
                 rows.inserted += range.count
                 inserted.add(range.count)
-                written.add(range.count)
             } catch let failure where failure.kind == .rows {
                 if range.count == 1 {
                     rows.reject(row: range.lowerBound, reason: 0, detail: failure.message)
@@ -118,48 +114,11 @@ struct PostgresWriter {
             } catch {
                 if error.outcomeUnknown { unknownOutcome.add(range.count) }
                 rows.todo.append(range)
+                retries.add()
                 throw error
             }
         }
     }
-
-    /// Hands each batch's refused entries to `rejected` (keeping its trackers, so that they wait for that write
-    /// too), then settles the batch: written once every row is committed or refused, failed when the output gave
-    /// up on some.
-    private mutating func finish(_ rows: PendingRows) {
-        let unresolved = rows.unresolvedPerBatch()
-        for (index, batch) in rows.batches.enumerated() {
-            let refused = rows.rejections[index]
-            if !refused.isEmpty {
-                var events: [Event] = []
-                var details = batch.details
-                events.reserveCapacity(refused.count)
-                for rejection in refused.sorted(by: { $0.event < $1.event }) {
-                    var event = batch.events[rejection.event]
-                    event.reason = reasons[rejection.reason]
-                    event.reasonOffset = rejection.offset
-                    event.detail = Int32(details.count)
-                    details.append(rejection.detail)
-                    events.append(event)
-                }
-                var rejectedBatch = batch.with(events: events)
-                rejectedBatch.details = details
-                context.ports.emit(rejectedBatch, port: rejectedPort)
-            }
-            if unresolved[index] > 0 {
-                batch.settle(.failed("not inserted: the database was unavailable at shutdown"))
-            } else {
-                batch.settle(.written)
-            }
-        }
-        let dropped = unresolved.reduce(0, +)
-        if dropped > 0 {
-            lost += dropped
-            context.counters.dropped(dropped, reason: "database_unavailable")
-        }
-    }
-
-    // MARK: The connection
 
     /// The session, connecting and setting it up first when needed.
     private mutating func readySession() throws(PostgresFailure) -> PostgresSession {
@@ -171,112 +130,35 @@ struct PostgresWriter {
         if let existing = self.session {
             session = existing
         } else {
-            session = try PostgresSession.connect(
-                to: settings.url, connectTimeout: settings.connectTimeout,
-                deadline: monotonicNanos() + settings.connectTimeout.nanoseconds)
+            do {
+                session = try PostgresSession.connect(
+                    to: settings.url, connectTimeout: settings.connectTimeout,
+                    deadline: monotonicNanos() + settings.connectTimeout.nanoseconds)
+            } catch {
+                retries.add()
+                throw error
+            }
             if connectedBefore { reconnects.add() }
             connectedBefore = true
             self.session = session
         }
         if session.insertStatement == nil {
-            try session.setUp(
-                table: settings.table, createTable: settings.createTable,
-                deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
+            do {
+                try session.setUp(
+                    table: settings.table, createTable: settings.createTable,
+                    deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
+            } catch {
+                retries.add()
+                if case .connection = error.kind {
+                    session.close()
+                    self.session = nil
+                }
+                throw error
+            }
             context.logger.info(
                 "connected", metadata: ["url": "\(settings.url.masked)", "table": "\(settings.table.displayName)"])
         }
         return session
-    }
-
-    private mutating func connectWhileIdle() {
-        do {
-            _ = try readySession()
-            recovered()
-        } catch {
-            failed(error)
-        }
-    }
-
-    /// Notes a failure: counts it, drops what cannot be reused, and says so in /health (and in the log when it
-    /// is new).
-    private mutating func failed(_ error: PostgresFailure) {
-        retries.add()
-        switch error.kind {
-        case .connection:
-            session?.close()
-            session = nil
-        case .statement, .rows:
-            session?.invalidateSetUp()
-        }
-        let reason = "cannot insert into \(settings.table.displayName) at \(settings.url.masked): \(error.message)"
-        context.health.set(.degraded(reason))
-        if failure != error.message {
-            context.logger.error(
-                "database unavailable; holding entries and retrying",
-                metadata: [
-                    "url": "\(settings.url.masked)", "table": "\(settings.table.displayName)",
-                    "error": "\(error.message)", "queued_events": "\(queue.depth)",
-                ])
-        }
-        failure = error.message
-    }
-
-    private mutating func recovered() {
-        backoffNanos = PostgresWriter.initialBackoffNanos
-        guard failure != nil else { return }
-        failure = nil
-        context.health.set(.ok)
-        context.logger.info("database available again", metadata: ["url": "\(settings.url.masked)"])
-    }
-
-    // MARK: Backoff
-
-    /// The next wait: half the backoff plus a random part of the other half, then the backoff doubles (capped).
-    private mutating func nextWaitNanos() -> Int64 {
-        let half = backoffNanos / 2
-        let wait = half + Int64.random(in: 0...max(0, half))
-        backoffNanos = min(
-            backoffNanos * 2, max(PostgresWriter.initialBackoffNanos, settings.reconnectMaxInterval.nanoseconds))
-        return wait
-    }
-
-    /// Waits before the next attempt; at shutdown, gives up once `drain_timeout` has passed since the queue closed.
-    private mutating func pauseBeforeRetry() {
-        var now = monotonicNanos()
-        if closedAtNanos == nil && queue.isClosed { closedAtNanos = now }
-        if let closedAt = closedAtNanos, now - closedAt >= settings.drainTimeout.nanoseconds {
-            giveUp()
-            return
-        }
-        var deadline = now + nextWaitNanos()
-        if closedAtNanos == nil {
-            // Notice a shutdown during the wait: the drain timeout counts from it.
-            if queue.waitUntilClosed(deadlineNanos: deadline) {
-                now = monotonicNanos()
-                closedAtNanos = now
-            }
-        }
-        if let closedAt = closedAtNanos { deadline = min(deadline, closedAt + settings.drainTimeout.nanoseconds) }
-        sleep(until: deadline)
-    }
-
-    private mutating func giveUp() {
-        gaveUp = true
-        context.logger.error(
-            "giving up on the database: shutting down and it is still unavailable",
-            metadata: [
-                "url": "\(settings.url.masked)", "error": "\(failure ?? "")",
-                "drain_timeout": "\(Units.formatDuration(settings.drainTimeout))",
-            ])
-    }
-
-    private func sleep(until deadline: Int64) {
-        while true {
-            let remaining = deadline - monotonicNanos()
-            guard remaining > 0 else { return }
-            var time = timespec(tv_sec: Int(remaining / 1_000_000_000), tv_nsec: Int(remaining % 1_000_000_000))
-            nanosleep(&time, nil)
-        }
     }
 }
 
@@ -351,19 +233,8 @@ struct PendingRows {
         todo = ranges.reversed()
     }
 
-    var isDone: Bool { todo.isEmpty }
-
     mutating func reject(row: Int, reason: Int, detail: String) {
         let (batch, event) = origin[row]
         rejections[batch].append(Rejection(event: event, reason: reason, offset: -1, detail: detail))
-    }
-
-    /// Rows not inserted nor refused, by batch.
-    func unresolvedPerBatch() -> [Int] {
-        var counts = [Int](repeating: 0, count: batches.count)
-        for range in todo {
-            for row in range { counts[origin[row].batch] += 1 }
-        }
-        return counts
     }
 }

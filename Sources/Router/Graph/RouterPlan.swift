@@ -71,16 +71,16 @@ public struct Upstream: Sendable, Hashable, CustomStringConvertible {
 
 /// The `router:` section: settings for the whole process.
 public enum RouterGlobals {
+    /// `log_level`.
+    public static let logLevel = StageOption<String>.oneOf(
+        "log_level", ["trace", "debug", "info", "notice", "warning", "error", "critical"], default: "info",
+        "Least severe level of routerd's own log lines (JSON on stderr).")
+    /// `shutdown_timeout`.
+    public static let shutdownTimeout = StageOption<Duration>.duration(
+        "shutdown_timeout", .milliseconds(100)...(.seconds(3600)), default: .seconds(30),
+        "Longest a graceful shutdown may take to drain queues and flush outputs; past it routerd logs what is still "
+            + "queued and exits 1.")
+
     /// The options the `router:` section takes.
-    public static let options: [OptionDeclaration] = [
-        OptionDeclaration(
-            "log_level", .oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"]),
-            .defaultValue(.string("info")),
-            "Least severe level of routerd's own log lines (JSON on stderr)."),
-        OptionDeclaration(
-            "shutdown_timeout", .duration(.milliseconds(100)...(.seconds(3600))),
-            .defaultValue(.duration(.seconds(30))),
-            "Longest a graceful shutdown may take to drain queues and flush outputs; past it routerd logs what is "
-                + "still queued and exits 1."),
-    ]
+    public static let options: [OptionDeclaration] = [logLevel.declaration, shutdownTimeout.declaration]
 }

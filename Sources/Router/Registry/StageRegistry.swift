@@ -86,17 +86,7 @@ public struct StageRegistry: Sendable {
         case .filter:
             return [inputsOption]
         case .output:
-            return [
-                inputsOption,
-                OptionDeclaration(
-                    "queue_max_events", .integer(1...100_000_000), .defaultValue(.integer(20_000)),
-                    "Most events waiting in the output's queue. Bounds memory (about 300 bytes per stock entry); "
-                        + "what happens past it is `when_full`."),
-                OptionDeclaration(
-                    "when_full", .oneOf(WhenFull.allCases.map(\.rawValue)), .defaultValue(.string("block")),
-                    "`block`: the receiving thread waits for room (the kernel then drops, counted as kernel_drops); "
-                        + "`drop_newest`: the new batch is dropped, counted as events_dropped{reason=\"queue_full\"}."),
-            ]
+            return [inputsOption] + SharedOptions.output.map(\.declaration)
         }
     }
 

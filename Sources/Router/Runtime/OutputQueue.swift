@@ -45,6 +45,12 @@ public final class OutputQueue: @unchecked Sendable {
         droppedOutputFailed = counters.counter("events_dropped", label: "reason", value: "output_failed")
     }
 
+    /// Makes the queue an output's `queue_max_events` and `when_full` options ask for.
+    public convenience init(options: StageOptions, counters: StageCounters) throws(StageError) {
+        let whenFull = WhenFull(rawValue: try options.value(SharedOptions.whenFull)) ?? .block
+        self.init(capacity: try options.value(SharedOptions.queueMaxEvents), whenFull: whenFull, counters: counters)
+    }
+
     deinit {
         state.deinitialize(count: 1)
         state.deallocate()

@@ -1,4 +1,5 @@
 public import Logging
+public import ServiceLifecycle
 internal import Synchronization
 
 /// A running graph: stages built from a ``RouterPlan``, threads for inputs and outputs, and the dispatch that
@@ -69,15 +70,18 @@ public final class Router: Sendable {
             }
             var queue: OutputQueue?
             if stage.kind.role == .output {
-                let whenFull = WhenFull(rawValue: (try? stage.options.string("when_full")) ?? "block") ?? .block
-                queue = OutputQueue(
-                    capacity: (try? stage.options.integer("queue_max_events")) ?? 20_000, whenFull: whenFull,
-                    counters: counters)
+                do {
+                    queue = try OutputQueue(options: stage.options, counters: counters)
+                } catch {
+                    failures.append(
+                        Diagnostic(location: stage.location, path: stage.path, message: "\(error)", sourceLine: nil))
+                    continue
+                }
             }
             built.append(
                 Node(
                     name: stage.name, path: stage.path, stage: instance, queue: queue, consumers: consumers[position],
-                    counters: counters, health: health, logger: stageLogger, ports: ports, tier: tiers[position]))
+                    context: context, tier: tiers[position]))
             observer.register(
                 StageStatus(
                     name: stage.name, type: stage.kind.declaration.type, role: stage.kind.role, counters: counters,
@@ -100,9 +104,10 @@ public final class Router: Sendable {
         }
         for node in nodes {
             guard let output = node.stage as? any OutputStage, let queue = node.queue else { continue }
-            let thread = WorkerThread(name: "out-\(node.name)") { [logger = node.logger, health = node.health] in
+            let thread = WorkerThread(name: "out-\(node.name)") {
+                [logger = node.logger, health = node.health, context = node.context] in
                 do {
-                    try output.run(queue)
+                    try output.drive(queue: queue, context: context)
                 } catch {
                     let lost = queue.fail(reason: "output stopped: \(error)")
                     health.set(.degraded("stopped: \(error)"))
@@ -153,6 +158,12 @@ public final class Router: Sendable {
         }
         state.withLock { $0 = .stopped }
         observer.markStopped()
+    }
+
+    /// The services the stages run in the process's ``ServiceGroup`` (``ServiceProviding``), in graph order. Run
+    /// them in the group before the ``RouterService``, so that they are shut down after the router drained.
+    public var services: [any Service] {
+        nodes.flatMap { ($0.stage as? any ServiceProviding)?.services ?? [] }
     }
 
     /// Events waiting in every output queue.
@@ -222,34 +233,34 @@ private final class Node: Sendable {
     let stage: any Stage
     let queue: OutputQueue?
     let consumers: [[Int]]
-    let health: StageHealth
-    let logger: Logger
-    let counters: StageCounters
+    let context: StageContext
     let eventsIn: Counter
     let eventsOut: [Counter]
     let discarded: Counter
-    /// How an output reaches its own ports.
-    let ports: PortEmitter
     /// For outputs: how many outputs feed this one through their ports, at most, along one path.
     let tier: Int
 
     init(
         name: String, path: String, stage: any Stage, queue: OutputQueue?, consumers: [[Int]],
-        counters: StageCounters, health: StageHealth, logger: Logger, ports: PortEmitter, tier: Int
+        context: StageContext, tier: Int
     ) {
         self.name = name
         self.path = path
         self.stage = stage
         self.queue = queue
         self.consumers = consumers
-        self.health = health
-        self.logger = logger
-        self.counters = counters
-        self.ports = ports
+        self.context = context
         self.tier = tier
+        let counters = context.counters
         eventsIn = counters.counter("events_in")
         let ports = type(of: stage).declaration.portNames
         eventsOut = ports.map { counters.counter("events_out", label: "port", value: $0) }
         discarded = counters.counter("events_discarded")
     }
+
+    var health: StageHealth { context.health }
+    var logger: Logger { context.logger }
+    var counters: StageCounters { context.counters }
+    /// How an output reaches its own ports.
+    var ports: PortEmitter { context.ports }
 }

@@ -1,6 +1,6 @@
 public import Logging
 public import ServiceLifecycle
-import UnixSignals
+public import UnixSignals
 
 #if canImport(Glibc)
     import Glibc
@@ -8,32 +8,83 @@ import UnixSignals
     import Darwin
 #endif
 
-/// Runs a ``Router`` as a swift-service-lifecycle service: starts it, waits for graceful shutdown (SIGTERM or
-/// SIGINT through the ``ServiceGroup``), then stops it; a second signal during the drain exits at once.
+/// Runs a ``Router`` as a swift-service-lifecycle service: starts it, waits for the group's graceful shutdown,
+/// then stops it (inputs first, then the outputs drain).
+///
+/// Put it last in the ``ServiceGroup``, after ``Router/services`` (the `http_stats` servers): the group shuts
+/// services down in reverse order, so the router drains while the dashboard still answers (`/health` says
+/// `draining`), and the servers stop once it has. Set the group's `maximumGracefulShutdownDuration` to the
+/// router's `shutdown_timeout`: when the drain takes longer, the group cancels this service, which says how many
+/// events were not written and exits with status 1.
 public struct RouterService: Service {
     private let router: Router
     private let logger: Logger
-    private let shutdownTimeout: Duration
 
     /// Wraps a built router.
-    public init(router: Router, logger: Logger, shutdownTimeout: Duration = .seconds(30)) {
+    public init(router: Router, logger: Logger) {
         self.router = router
         self.logger = logger
-        self.shutdownTimeout = shutdownTimeout
     }
 
     /// Starts the router and runs until graceful shutdown; then drains.
     public func run() async throws {
-        // Trap before anything starts, so that the first signal is counted even if it comes at once.
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         try router.start()
         logger.info("started", metadata: ["stages": "\(router.observer.stages.count)"])
-        let signalWatcher = Task { [router, logger] in
+        try? await gracefulShutdown()
+        let started = monotonicNanos()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Stopping joins the stages' threads: off the cooperative pool.
+                let stopper = WorkerThread(name: "shutdown") { [router] in
+                    router.stop()
+                    continuation.resume()
+                }
+                do {
+                    try stopper.start()
+                } catch {
+                    router.stop()
+                    continuation.resume()
+                }
+            }
+        } onCancel: { [router, logger] in
+            guard !router.observer.isStopped else { return }
+            logger.error(
+                "shutdown timed out; exiting with events still queued",
+                metadata: ["events_not_written": "\(router.unwrittenEvents)"])
+            _exit(1)
+        }
+        logger.info("stopped", metadata: ["drain_ms": "\((monotonicNanos() - started) / 1_000_000)"])
+    }
+}
+
+/// A stage that runs services of its own in the process's ``ServiceGroup`` (the `http_stats` HTTP server), so
+/// that the group starts them and shuts them down in order, instead of the stage watching for the end itself.
+public protocol ServiceProviding {
+    /// The stage's services; the runtime collects them in ``Router/services``.
+    var services: [any Service] { get }
+}
+
+/// Turns the first SIGTERM or SIGINT into the group's graceful shutdown and exits at once on the second, saying
+/// how many events were not written. The one signal trap of a running router: the ``ServiceGroup`` itself is made
+/// without signals and owns the shutdown that follows.
+public struct ShutdownSignals: Sendable {
+    private let signals: UnixSignalsSequence
+
+    /// Traps the signals now, before anything starts, so that a signal that comes at once is not lost.
+    public init(_ trapped: [UnixSignal] = [.sigterm, .sigint]) async {
+        signals = await UnixSignalsSequence(trapping: trapped)
+    }
+
+    /// Watches until the process ends: the first signal triggers `group`'s graceful shutdown, a second exits with
+    /// status 1.
+    public func watch(_ group: ServiceGroup, router: Router, logger: Logger) -> Task<Void, Never> {
+        Task { [signals] in
             var seen = 0
             for await signal in signals {
                 seen += 1
                 if seen == 1 {
                     logger.info("signal received; draining", metadata: ["signal": "\(signal)"])
+                    await group.triggerGracefulShutdown()
                 } else {
                     logger.warning(
                         "second signal; exiting at once",
@@ -41,38 +92,6 @@ public struct RouterService: Service {
                     _exit(1)
                 }
             }
-        }
-        defer { signalWatcher.cancel() }
-        try? await gracefulShutdown()
-        let started = monotonicNanos()
-        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let stopper = WorkerThread(name: "shutdown") { [router] in
-                router.stop()
-                continuation.resume(returning: true)
-            }
-            do {
-                try stopper.start()
-            } catch {
-                router.stop()
-                continuation.resume(returning: true)
-            }
-            let timeout = shutdownTimeout
-            let watchdog = WorkerThread(name: "shutdown-timer") { [router, logger] in
-                var waited: Int64 = 0
-                while waited < timeout.nanoseconds {
-                    usleep(50_000)
-                    waited = monotonicNanos() - started
-                    if router.observer.isStopped { return }
-                }
-                logger.error(
-                    "shutdown timed out; exiting with events still queued",
-                    metadata: ["events_not_written": "\(router.unwrittenEvents)"])
-                _exit(1)
-            }
-            try? watchdog.start()
-        }
-        if finished {
-            logger.info("stopped", metadata: ["drain_ms": "\((monotonicNanos() - started) / 1_000_000)"])
         }
     }
 }

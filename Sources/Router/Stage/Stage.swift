@@ -34,19 +34,35 @@ public protocol FilterStage: Stage {
     func process(_ batch: Batch, into output: inout FilterOutput)
 }
 
-/// A stage that writes entries somewhere, on a thread of its own, fed by a bounded queue.
+/// A stage that writes entries somewhere. It implements only what is its own (open, write, and for outputs whose
+/// writes are confirmed later, collect the confirms); the runtime's ``OutputDriver`` does the rest on the output's
+/// own thread: taking from the queue, buffering by count and age, retrying with backoff, the outage report, the
+/// drain deadline at shutdown, `events_out` and `events_dropped`, and settling every batch exactly once.
+///
+/// ``makeWriter()`` is called on the output's thread; the ``OutputWriter`` it returns lives there alone, so it
+/// may keep mutable state without locks. A stateless output can be its own writer (`makeWriter()` returns `self`
+/// by default when the stage conforms to ``OutputWriter``).
 public protocol OutputStage: Stage {
-    /// Takes batches from `queue` and writes them until the queue is closed and drained; then flushes and
-    /// closes what it holds and returns. Every batch taken must be settled (``Batch/settle(_:)``) exactly once.
-    ///
-    /// Throwing ends the output: the runtime logs the error, counts what was still queued as dropped with the
-    /// reason `output_failed` and fails the trackers of those batches.
-    ///
-    /// An output that declares ports besides its default one (a `rejected` port for what a database refused)
-    /// sends batches to them with ``StageContext/ports`` (``PortEmitter``), from this thread; it emits a batch's
-    /// refused events before it settles the batch, so that trackers wait for the downstream writes too. The
-    /// runtime closes an output's queue only after every output that feeds it through such a port has returned.
-    func run(_ queue: OutputQueue) throws
+    /// What the driver works with.
+    associatedtype Writer: OutputWriter
+
+    /// How the driver feeds this output: group sizes, buffering, what to do while writes fail, the outage
+    /// wording. Read once when the output starts.
+    var traits: OutputTraits { get }
+
+    /// Makes the writer, on the output's thread. Throwing stops the output: everything queued for it is counted
+    /// as dropped (`output_failed`) and its trackers fail.
+    func makeWriter() throws -> Writer
+}
+
+extension OutputStage {
+    /// The default traits: each take written at once, retried while it fails, the queue filling meanwhile.
+    public var traits: OutputTraits { OutputTraits() }
+}
+
+extension OutputStage where Self: OutputWriter {
+    /// The stage is its own writer.
+    public func makeWriter() throws -> Self { self }
 }
 
 /// What a stage is given when it is built.
@@ -95,12 +111,55 @@ public struct StageContext: Sendable {
 }
 
 /// An error a stage throws while it is built or while it runs, naming what went wrong in words a user acts on.
-public struct StageError: Error, Sendable, CustomStringConvertible {
+///
+/// Its ``code`` says what kind of problem it is, so that the runtime (and a library user) can tell a mistake in the
+/// config from a destination that is away, an output that must stop, and a bug: as swift-service-lifecycle's
+/// `ServiceGroupError`, the codes are an extensible struct over a private enum.
+public struct StageError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// What kind of error it is.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Value: Hashable, Sendable {
+            case invalidConfiguration, unavailable, stopped, internalError
+        }
+
+        private let value: Value
+
+        private init(_ value: Value) { self.value = value }
+
+        /// The options are wrong in a way the declaration cannot express; the user fixes the config.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// Something outside routerd is not there or refused (a port taken, a broker away, a disk full): at
+        /// start it stops routerd; while an output runs, the driver retries with backoff.
+        public static let unavailable = Code(.unavailable)
+        /// The output cannot go on at all: the driver stops it and counts what it still holds as dropped.
+        public static let stopped = Code(.stopped)
+        /// A bug: the stage's declaration and its code disagree.
+        public static let internalError = Code(.internalError)
+
+        /// `invalid_configuration`, `unavailable`, `stopped` or `internal_error`.
+        public var description: String {
+            switch value {
+            case .invalidConfiguration: "invalid_configuration"
+            case .unavailable: "unavailable"
+            case .stopped: "stopped"
+            case .internalError: "internal_error"
+            }
+        }
+    }
+
+    /// What kind of error it is.
+    public var code: Code
     /// The message, without the stage name (the runtime adds it).
     public var message: String
 
-    /// Makes an error.
-    public init(_ message: String) { self.message = message }
+    /// Makes an error of a kind.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// Makes an ``Code/unavailable`` error: something could not be done (bound, opened, reached).
+    public init(_ message: String) { self.init(.unavailable, message) }
 
     /// The message.
     public var description: String { message }

@@ -38,7 +38,7 @@ public struct StageDeclaration: Sendable {
     public init(
         type: String,
         summary: String,
-        options: [OptionDeclaration] = [],
+        options: [any OptionDeclaring] = [],
         ports: [PortDeclaration] = [],
         counters: [CounterDeclaration] = [],
         needsReplyChannel: Bool = false,
@@ -47,7 +47,7 @@ public struct StageDeclaration: Sendable {
     ) {
         self.type = type
         self.summary = summary
-        self.options = options
+        self.options = options.map(\.declaration)
         self.ports = ports
         self.counters = counters
         self.needsReplyChannel = needsReplyChannel

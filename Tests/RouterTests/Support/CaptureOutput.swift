@@ -32,7 +32,7 @@ final class TestHub: @unchecked Sendable {
 
     /// The hub named by a stage's `hub` option.
     static func find(_ context: StageContext) throws -> TestHub {
-        let id = try context.options.string("hub")
+        let id = try context.options.value(CaptureOutput.hub)
         guard let hub = hubs.withLock({ $0[id]?.hub }) else { throw StageError("no test hub '\(id)'") }
         return hub
     }
@@ -166,18 +166,31 @@ final class TestHub: @unchecked Sendable {
 /// An output that records every batch it takes, like fluent-bit's `lib` output, for tests.
 ///
 /// Options: `hub` (the test's ``TestHub/id``), `fail` (settle every batch as failed instead of written), `gated`
-/// (take nothing until the test calls ``TestHub/release(_:)``) and `throw_on_start` (``run(_:)`` throws at once).
-final class CaptureOutput: OutputStage {
+/// (take nothing until the test calls ``TestHub/release(_:)``) and `throw_on_start` (opening throws at once, and
+/// the output stops).
+final class CaptureOutput: OutputStage, OutputWriter {
     static let declaration = StageDeclaration(
         type: "capture",
         summary: "Records every batch it takes, for tests.",
         options: [
-            OptionDeclaration("hub", .string, .required, "The test hub's id."),
-            OptionDeclaration("fail", .bool, .defaultValue(.bool(false)), "Settle every batch as failed."),
-            OptionDeclaration("gated", .bool, .defaultValue(.bool(false)), "Take nothing until released."),
-            OptionDeclaration("throw_on_start", .bool, .defaultValue(.bool(false)), "run() throws at once."),
+            hub,
+            fail,
+            gated,
+            throwOnStart,
         ]
     )
+
+    static let hub = StageOption<String>(
+        OptionDeclaration("hub", .string, .required, "The test hub's id."))
+
+    static let fail = StageOption<Bool>(
+        OptionDeclaration("fail", .bool, .defaultValue(.bool(false)), "Settle every batch as failed."))
+
+    static let gated = StageOption<Bool>(
+        OptionDeclaration("gated", .bool, .defaultValue(.bool(false)), "Take nothing until released."))
+
+    static let throwOnStart = StageOption<Bool>(
+        OptionDeclaration("throw_on_start", .bool, .defaultValue(.bool(false)), "run() throws at once."))
 
     /// The reason a `fail: true` capture gives.
     static let failureReason = "capture told to fail"
@@ -192,20 +205,23 @@ final class CaptureOutput: OutputStage {
     init(context: StageContext) throws {
         hub = try TestHub.find(context)
         name = context.name
-        fails = try context.options.bool("fail")
-        gated = try context.options.bool("gated")
-        throwsOnStart = try context.options.bool("throw_on_start")
+        fails = try context.options.value(CaptureOutput.fail)
+        gated = try context.options.value(CaptureOutput.gated)
+        throwsOnStart = try context.options.value(CaptureOutput.throwOnStart)
         hub.register(self, as: context.name)
     }
 
-    func run(_ queue: OutputQueue) throws {
-        if throwsOnStart { throw StageError("capture told to throw") }
+    /// Throws (`throw_on_start`) or waits for the test's release (`gated`) before anything is taken.
+    func open() throws {
+        if throwsOnStart { throw StageError(.stopped, "capture told to throw") }
         if gated { hub.waitForRelease(of: name) }
-        while case .batches(let batches) = queue.take() {
-            recordedBatches.withLock { $0 += batches }
-            for batch in batches { batch.settle(fails ? .failed(CaptureOutput.failureReason) : .written) }
-            hub.changed()
-        }
+    }
+
+    /// Records the group; `fail: true` answers it as dropped.
+    func write(_ group: WriteGroup) -> WriteOutcome {
+        recordedBatches.withLock { $0 += group.batches }
+        hub.changed()
+        return fails ? .dropped(reason: "capture_failed", detail: CaptureOutput.failureReason) : .written
     }
 
     /// Every batch taken so far, in order.
