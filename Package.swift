@@ -10,10 +10,19 @@ let package = Package(
     name: "routerd",
     platforms: [.macOS(.v15)],
     products: [
+        // Everything below, in one import: the stage API, config loading, the graph check and the runtime.
         .library(name: "Router", targets: ["Router"]),
+        .library(name: "RouterCore", targets: ["RouterCore"]),
+        .library(name: "RouterConfig", targets: ["RouterConfig"]),
+        .library(name: "RouterGraph", targets: ["RouterGraph"]),
+        .library(name: "RouterRuntime", targets: ["RouterRuntime"]),
+        // Stage kinds: the light ones, then each that brings a heavy dependency, in a product of its own.
         .library(name: "Inputs", targets: ["Inputs"]),
         .library(name: "Filters", targets: ["Filters"]),
         .library(name: "Outputs", targets: ["Outputs"]),
+        .library(name: "RouterHTTPStats", targets: ["RouterHTTPStats"]),
+        .library(name: "RouterAMQP", targets: ["RouterAMQP"]),
+        .library(name: "RouterPostgres", targets: ["RouterPostgres"]),
         .executable(name: "routerd", targets: ["routerd"]),
     ],
     dependencies: [
@@ -41,27 +50,50 @@ let package = Package(
         ),
         .target(name: "CRouterShims"),
 
+        // Helpers the modules share that are not the library's API (clocks, JSON text, UTF-8 scanning, threads).
+        .target(name: "RouterSupport", dependencies: ["CRouterShims"], swiftSettings: strictSettings),
+        // Events, batches, the stage protocols, option declarations, counters, the registry.
         .target(
-            name: "Router",
+            name: "RouterCore",
             dependencies: [
-                "CYAML",
-                "CRouterShims",
+                "RouterSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // YAML to positioned nodes, interpolation, diagnostics.
+        .target(
+            name: "RouterConfig", dependencies: ["RouterCore", "RouterSupport", "CYAML"], swiftSettings: strictSettings),
+        // The graph check: a config and a registry to a checked plan; the stage reference.
+        .target(
+            name: "RouterGraph", dependencies: ["RouterCore", "RouterConfig", "RouterSupport"],
+            swiftSettings: strictSettings),
+        // The running graph, the output driver and the service.
+        .target(
+            name: "RouterRuntime",
+            dependencies: [
+                "RouterCore", "RouterConfig", "RouterGraph", "RouterSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "AMQP", dependencies: ["Router", "CRabbitMQ"], swiftSettings: strictSettings),
+        .target(
+            name: "Router", dependencies: ["RouterCore", "RouterConfig", "RouterGraph", "RouterRuntime"],
+            swiftSettings: strictSettings),
         .target(
             name: "Inputs",
-            dependencies: ["Router", "CRouterShims", "AMQP", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RouterCore", "RouterSupport", "CRouterShims", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "Filters",
             dependencies: [
-                "Router",
+                "RouterCore", "RouterSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -69,14 +101,33 @@ let package = Package(
         ),
         .target(
             name: "Outputs",
+            dependencies: ["RouterCore", "RouterSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "RouterHTTPStats",
             dependencies: [
-                "Router",
-                "AMQP",
+                "RouterCore", "RouterSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "RouterAMQP",
+            dependencies: [
+                "RouterCore", "RouterSupport", "CRabbitMQ", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "RouterPostgres",
+            dependencies: [
+                "RouterCore", "RouterSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -86,7 +137,8 @@ let package = Package(
         .executableTarget(
             name: "routerd",
             dependencies: [
-                "Router", "Inputs", "Filters", "Outputs", "CRouterShims",
+                "Router", "RouterSupport", "Inputs", "Filters", "Outputs", "RouterHTTPStats", "RouterAMQP",
+                "RouterPostgres", "CRouterShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,15 +148,37 @@ let package = Package(
         ),
         .executableTarget(
             name: "json-differential",
-            dependencies: ["Router"],
+            dependencies: ["RouterCore", "RouterSupport"],
             path: "Tests/Fuzz",
             exclude: ["json_oracle.py", "README.md"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: strictSettings),
+        .testTarget(name: "RouterTests", dependencies: ["Router", "RouterSupport"], swiftSettings: strictSettings),
+        // The compliance run every registered stage kind gets, shared by the unit and the server tests.
+        .target(
+            name: "StageTestKit",
+            dependencies: [
+                "Router", "RouterSupport", "Inputs", "Filters", "Outputs", "RouterHTTPStats", "RouterAMQP",
+                "RouterPostgres", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/StageTestKit", swiftSettings: strictSettings),
         .testTarget(
-            name: "StageTests", dependencies: ["Router", "Inputs", "Filters", "Outputs", "AMQP", "CRouterShims"],
+            name: "StageTests",
+            dependencies: [
+                "Router", "RouterSupport", "StageTestKit", "Inputs", "Filters", "Outputs", "RouterHTTPStats",
+                "RouterAMQP", "RouterPostgres", "CRouterShims",
+            ],
             exclude: ["Fixtures"], swiftSettings: strictSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["Router", "CRouterShims"], swiftSettings: strictSettings),
+        // Tests that need the live RabbitMQ and PostgreSQL `make test` starts; the others run without servers.
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Router", "StageTestKit", "Inputs", "Filters", "Outputs", "RouterHTTPStats", "RouterAMQP",
+                "RouterPostgres",
+            ],
+            swiftSettings: strictSettings),
+        .testTarget(
+            name: "EndToEndTests", dependencies: ["Router", "RouterSupport", "CRouterShims"],
+            swiftSettings: strictSettings),
     ]
 )

@@ -1,4 +1,5 @@
-public import Router
+public import RouterCore
+import RouterSupport
 
 /// `ack`: tells senders that their entries are stored, once every output they were routed to has written them.
 ///
@@ -19,7 +20,8 @@ public final class Ack: FilterStage {
             CounterDeclaration("nacks_sent", "Negative acknowledgements sent (an output failed or dropped the entry)."),
             CounterDeclaration("not_routed", "Tracked entries that reached no output (answered with a nack)."),
         ],
-        needsReplyChannel: true
+        needsReplyChannel: true,
+        example: StageExample("levels: [ERROR, CRITICAL]")
     )
 
     static let levels = StageOption<[String]>(

@@ -1,4 +1,4 @@
-public import Router
+public import RouterCore
 
 /// The filter stage kinds routerd ships, for the registry's one explicit list.
 public enum FilterStages {

@@ -1,4 +1,4 @@
-public import Router
+public import RouterCore
 
 /// `match_level`: entries whose level is listed in `levels` (or at least `min_level`) go to the default port, the
 /// rest to `unmatched`.
@@ -15,6 +15,7 @@ public final class MatchLevel: FilterStage {
             minLevel,
         ],
         ports: [PortDeclaration("unmatched", "Entries whose level does not match (including entries with no level).")],
+        example: StageExample("levels: [ERROR, CRITICAL]"),
         check: { options in
             let levels = (try? options.value(MatchLevel.levels)) ?? nil
             let minLevel = (try? options.value(MatchLevel.minLevel)) ?? nil

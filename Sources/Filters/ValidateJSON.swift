@@ -1,4 +1,4 @@
-public import Router
+public import RouterCore
 
 /// `validate_json`: passes entries that are valid UTF-8 JSON objects with the required fields, and extracts the
 /// fields later stages route on (level, sequence, host, app) in the same single pass.
@@ -19,6 +19,7 @@ public final class ValidateJSON: FilterStage {
         ],
         ports: [PortDeclaration("invalid", "Entries refused, each with its reason (see the invalid counter).")],
         counters: [CounterDeclaration("invalid", label: "reason", values: reasons, "Entries refused, by reason.")],
+        example: StageExample("require: [timestamp, level, message]"),
         check: { options in
             let names = (try? options.value(ValidateJSON.require)) ?? []
             return names.count > 64 ? ["'require' lists \(names.count) fields; at most 64 are supported"] : []

@@ -1,4 +1,5 @@
-public import Router
+public import RouterCore
+import RouterSupport
 
 /// `verify`: passes entries whose JWT and checksum hold, as the data-diode seed's receiver checks them; the rest go
 /// to `rejected` with a reason and a detail.
@@ -35,6 +36,7 @@ public final class Verify: FilterStage {
                     + "expired, not_yet_valid, wrong_issuer, missing_checksum, bad_checksum) and a detail.")
         ],
         counters: [CounterDeclaration("rejected", label: "reason", values: reasons, "Entries refused, by reason.")],
+        example: StageExample(#"secret: "${SECRET_KEY:-an example key that is at least 32 bytes}""#),
         check: { options in
             var problems: [String] = []
             if (try? options.value(Verify.secret))?.isEmpty == true {

@@ -1,7 +1,7 @@
-public import Router
+public import RouterCore
 
-/// The input stage kinds routerd ships, for the registry's one explicit list.
+/// The input stage kinds this module ships, for the registry's one explicit list.
 public enum InputStages {
-    /// Every built-in input kind.
-    public static let builtin: [any Stage.Type] = [UDPInput.self, AMQPInput.self]
+    /// Every input kind of this module.
+    public static let builtin: [any Stage.Type] = [UDPInput.self]
 }

@@ -1,6 +1,7 @@
 import CRouterShims
 import Logging
-public import Router
+public import RouterCore
+import RouterSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -43,7 +44,15 @@ public final class UDPInput: InputStage {
             CounterDeclaration("replies_sent", "Replies (acks) sent from these sockets."),
             CounterDeclaration("replies_failed", "Replies the kernel refused (full send buffer, unreachable sender)."),
         ],
-        canReply: { options in !((try? options.value(UDPInput.oneWay)) ?? false) }
+        canReply: { options in !((try? options.value(UDPInput.oneWay)) ?? false) },
+        example: StageExample(
+            """
+            address: 127.0.0.1
+            port: ${EXAMPLE_PORT}
+            """,
+            send: { entries, environment in
+                try UDPExample.send(entries, port: Int(environment["EXAMPLE_PORT"] ?? "") ?? 0)
+            })
     )
 
     static let address = StageOption<String>(
@@ -215,7 +224,7 @@ public final class UDPInput: InputStage {
                 let code = errno
                 if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
                     receiveErrors.add()
-                    logger.error("receive failed", metadata: ["error": "\(Errno.text(code))"])
+                    logger.error("receive failed", metadata: ["error": "\(FileDescriptorWriter.describe(code))"])
                     usleep(10_000)
                 }
             }
@@ -277,5 +286,32 @@ public final class UDPInput: InputStage {
         bytes.add(receivedBytes)
         if truncatedCount > 0 { truncated.add(truncatedCount) }
         return batch
+    }
+}
+
+/// Sends entries to a `udp` input, one datagram each, as the compliance test does with the declared example.
+enum UDPExample {
+    static func send(_ entries: [String], port: Int) throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw StageError("socket: \(FileDescriptorWriter.describe(errno))") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(clamping: port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        for entry in entries {
+            let sent = entry.utf8CString.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(
+                            descriptor, bytes.baseAddress, bytes.count - 1, 0, $0,
+                            socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            guard sent >= 0 else {
+                throw StageError("sendto 127.0.0.1:\(port): \(FileDescriptorWriter.describe(errno))")
+            }
+        }
     }
 }

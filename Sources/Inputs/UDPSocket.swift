@@ -1,6 +1,7 @@
 import CRouterShims
 import Logging
-import Router
+import RouterCore
+import RouterSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -31,7 +32,9 @@ final class UDPSocket: ReplyChannel, @unchecked Sendable {
         }
         defer { freeaddrinfo(found) }
         let descriptor = socket(info.pointee.ai_family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw StageError("cannot open a UDP socket: \(Errno.text())") }
+        guard descriptor >= 0 else {
+            throw StageError("cannot open a UDP socket: \(FileDescriptorWriter.describe(errno))")
+        }
         var one: Int32 = 1
         if reusePort {
             setsockopt(descriptor, SOL_SOCKET, routerd_so_reuseport(), &one, socklen_t(MemoryLayout<Int32>.size))
@@ -42,7 +45,7 @@ final class UDPSocket: ReplyChannel, @unchecked Sendable {
         UDPSocket.setBuffer(descriptor, SO_SNDBUF, force: nil, bytes: sendBufferBytes)
         UDPSocket.setBuffer(descriptor, SO_RCVBUF, force: routerd_so_rcvbufforce(), bytes: receiveBufferBytes)
         guard bind(descriptor, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            let message = Errno.text()
+            let message = FileDescriptorWriter.describe(errno)
             close(descriptor)
             throw StageError("cannot bind UDP \(host):\(port): \(message)")
         }
@@ -130,12 +133,6 @@ final class UDPSocket: ReplyChannel, @unchecked Sendable {
         }
         repliesSent.add(sent)
         replyFailures.add(replies.count - sent)
-    }
-}
-
-enum Errno {
-    static func text(_ code: Int32 = errno) -> String {
-        String(cString: strerror(code))
     }
 }
 

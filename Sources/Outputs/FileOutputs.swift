@@ -1,4 +1,4 @@
-public import Router
+public import RouterCore
 
 /// Options both file outputs take.
 enum FileOptions {
@@ -30,7 +30,14 @@ public final class RotatingFileOutput: OutputStage {
             path, SharedOptions.flushCount, SharedOptions.flushInterval, maxSize, maxArchives, FileOptions.fsync,
             FileOptions.format,
         ],
-        counters: FileOptions.counters
+        counters: FileOptions.counters,
+        example: StageExample(
+            """
+            path: ${EXAMPLE_DIR}/server.log
+            flush_count: 100
+            flush_interval: 1s
+            max_size: 10MiB
+            """)
     )
 
     static let path = StageOption<String>.string(
@@ -79,7 +86,8 @@ public final class FileOutput: OutputStage {
         type: "file",
         summary: "Appends each batch at once (one write per batch), optionally with fsync.",
         options: [path, FileOptions.fsync, FileOptions.format],
-        counters: FileOptions.counters
+        counters: FileOptions.counters,
+        example: StageExample("path: ${EXAMPLE_DIR}/dead-letter.log\nformat: dead_letter")
     )
 
     static let path = StageOption<String>.string(

@@ -1,5 +1,6 @@
 import Logging
-import Router
+import RouterCore
+import RouterSupport
 
 #if canImport(Glibc)
     import Glibc

@@ -1,10 +1,8 @@
-public import Router
+public import RouterCore
 
-/// The output stage kinds routerd ships, for the registry's one explicit list.
+/// The output stage kinds this module ships (files and standard output, with no dependency beyond the core), for
+/// the registry's one explicit list.
 public enum OutputStages {
-    /// Every built-in output kind.
-    public static let builtin: [any Stage.Type] = [
-        RotatingFileOutput.self, FileOutput.self, StdoutOutput.self, HTTPStatsOutput.self, AMQPOutput.self,
-        PostgresOutput.self,
-    ]
+    /// Every output kind of this module.
+    public static let builtin: [any Stage.Type] = [RotatingFileOutput.self, FileOutput.self, StdoutOutput.self]
 }

@@ -1,4 +1,5 @@
-import Router
+import RouterCore
+import RouterSupport
 import Synchronization
 
 #if canImport(Glibc)

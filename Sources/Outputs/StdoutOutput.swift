@@ -1,4 +1,5 @@
-public import Router
+public import RouterCore
+import RouterSupport
 
 /// `stdout`: writes each entry as it arrived, one line each, to standard output.
 public final class StdoutOutput: OutputStage {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Router
+import RouterSupport
 
 #if canImport(Glibc)
     import Glibc

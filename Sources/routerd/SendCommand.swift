@@ -2,6 +2,7 @@ import ArgumentParser
 import Filters
 import Foundation
 import Router
+import RouterSupport
 
 #if canImport(Glibc)
     import Glibc

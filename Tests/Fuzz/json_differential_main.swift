@@ -8,7 +8,8 @@
 // mask, extracted fields) must equal the scanner's. Exits 1 on any mismatch.
 
 import Foundation
-import Router
+import RouterCore
+import RouterSupport
 
 #if canImport(Glibc)
     import Glibc

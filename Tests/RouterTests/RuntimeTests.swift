@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Router
+import RouterSupport
 import Synchronization
 import Testing
 

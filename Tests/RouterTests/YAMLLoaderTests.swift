@@ -1,5 +1,6 @@
 import Foundation
 import Router
+import RouterSupport
 import Testing
 
 // MARK: - Helpers

@@ -1,4 +1,4 @@
-import AMQP
+import RouterAMQP
 import Testing
 
 @Suite("amqp url")

@@ -4,6 +4,11 @@ import Inputs
 import Logging
 import Outputs
 import Router
+import RouterAMQP
+import RouterHTTPStats
+import RouterPostgres
+import RouterSupport
+import StageTestKit
 import Testing
 
 // MARK: - Shared helpers for stage tests
@@ -11,7 +16,7 @@ import Testing
 /// Builds stages by hand, as a library user would, with defaults filled in from the kind's declaration.
 enum StageHarness {
     /// Every built-in stage kind, in the order routerd registers them.
-    static let builtin: [any Stage.Type] = InputStages.builtin + FilterStages.builtin + OutputStages.builtin
+    static let builtin: [any Stage.Type] = Compliance.builtin
 
     /// A logger that prints nothing.
     static let logger = Logger(label: "routerd.tests", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -94,6 +99,12 @@ struct ComplianceTests {
     static let typeNames = ((try? StageRegistry(StageHarness.builtin))?.kinds ?? []).map {
         "\($0.role.rawValue)/\($0.declaration.type)"
     }
+
+    /// The kinds whose example needs nothing from outside: the ones the unit tests build and run (the server
+    /// tests run the rest against the broker and the database `make test` starts).
+    static let unitTypeNames = ((try? StageRegistry(StageHarness.builtin))?.kinds ?? []).filter {
+        $0.declaration.example.needs.isEmpty
+    }.map { "\($0.role.rawValue)/\($0.declaration.type)" }
 
     private static let standardCounters = ["events_in", "events_out", "events_dropped", "events_discarded"]
 
@@ -185,7 +196,7 @@ struct ComplianceTests {
         }
     }
 
-    @Test(arguments: typeNames)
+    @Test(arguments: unitTypeNames)
     func stage_defaultsWrittenOutInAConfigReadBackUnchanged(_ type: String) throws {
         let directory = try TemporaryDirectory()
         let subject = try kind(type)
@@ -195,7 +206,7 @@ struct ComplianceTests {
             explicit.append((option.name, ComplianceTests.yaml(value)))
         }
         let yaml = try ComplianceTests.config(around: subject, in: directory, extraOptions: explicit)
-        let plan = try #require(try ComplianceTests.plan(yaml))
+        let plan = try #require(try ComplianceTests.plan(yaml, directory: directory))
         let options = try #require(plan.stage("subject")).options
         for option in subject.options {
             guard case .defaultValue(let value) = option.requirement else { continue }
@@ -232,11 +243,11 @@ struct ComplianceTests {
         }
     }
 
-    @Test(arguments: typeNames)
+    @Test(arguments: unitTypeNames)
     func stage_buildsStartsAndStopsCleanlyWithNoTraffic(_ type: String) throws {
         let directory = try TemporaryDirectory()
         let yaml = try ComplianceTests.config(around: try kind(type), in: directory)
-        let plan = try #require(try ComplianceTests.plan(yaml))
+        let plan = try #require(try ComplianceTests.plan(yaml, directory: directory))
         let router = try Router(plan: plan, logger: StageHarness.logger)
         try router.start()
         let stopped = Latch()
@@ -258,8 +269,18 @@ struct ComplianceTests {
         }
     }
 
-    /// A config with one stage per role: `subject` in its role, built-in companions (`udp`, `validate_json`,
-    /// `file`) in the others, each with the options it needs to run in a test, and `extraOptions` on the subject.
+    @Test(arguments: unitTypeNames)
+    func stage_fromItsExample_passesEntriesCountsThemAndSettlesEachBatchOnce(_ type: String) throws {
+        let directory = try TemporaryDirectory()
+        let registry = try StageRegistry(StageHarness.builtin + Compliance.harnessKinds)
+        let problems = Compliance.run(
+            try kind(type), registry: registry,
+            environment: try Compliance.environment(directory: directory.path, extra: [:]))
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+    }
+
+    /// A config with one stage per role: `subject` in its role, built from its declared example, built-in
+    /// companions (`udp`, `validate_json`, `file`) in the others, and `extraOptions` on the subject.
     static func config(
         around subject: StageRegistry.Kind, in directory: TemporaryDirectory, extraOptions: [(String, String)] = []
     ) throws -> String {
@@ -275,76 +296,36 @@ struct ComplianceTests {
             guard let (name, kind) = stages[role] else { continue }
             yaml += "\(role.section):\n  \(name):\n    type: \(kind.declaration.type)\n"
             if let upstream { yaml += "    inputs: [\(upstream)]\n" }
-            var options = minimalOptions(for: kind, in: directory)
+            var lines = kind.declaration.example.options.split(separator: "\n").map(String.init)
             if name == "subject" {
-                options.removeAll { given in extraOptions.contains { $0.0 == given.0 } }
-                options += extraOptions
+                let given = Set(extraOptions.map(\.0))
+                lines.removeAll { line in given.contains(String(line.prefix { $0 != ":" })) }
+                lines += extraOptions.map { "\($0.0): \($0.1)" }
             }
-            for (option, value) in options { yaml += "    \(option): \(value)\n" }
+            // A companion's example names the directory its files go to; the subject's names a port of its own.
+            for line in lines {
+                yaml +=
+                    "    "
+                    + line.replacingOccurrences(of: "${EXAMPLE_DIR}", with: directory.path + "/" + name)
+                    .replacingOccurrences(of: "${EXAMPLE_PORT}", with: name == "subject" ? "${EXAMPLE_PORT}" : "0")
+                    + "\n"
+            }
             upstream = name
         }
         return yaml
     }
 
     /// The plan for `yaml`, or nil with the errors recorded as the test's failure.
-    static func plan(_ yaml: String) throws -> RouterPlan? {
+    static func plan(_ yaml: String, directory: TemporaryDirectory) throws -> RouterPlan? {
         let registry = try StageRegistry(StageHarness.builtin)
+        let environment = try Compliance.environment(directory: directory.path, extra: [:])
         do {
             return try RouterConfig.parse(
-                ConfigSource(path: "compliance.yaml", text: yaml), environment: [:], registry: registry)
+                ConfigSource(path: "compliance.yaml", text: yaml), environment: environment, registry: registry)
         } catch {
             Issue.record("the test config is refused:\n\(error.description)\n\(yaml)")
             return nil
         }
-    }
-
-    /// Options a kind needs besides its required ones, to pass its declaration's own check.
-    private static let choices: [String: [(String, String)]] = ["match_level": [("levels", "[ERROR]")]]
-
-    /// The options a kind needs to run in a test: files in `directory`, sockets on loopback with a free port, and
-    /// the choices its check asks for. A required option this table does not know fails the test, so that a new
-    /// stage kind extends the table rather than escaping the compliance test.
-    static func minimalOptions(for kind: StageRegistry.Kind, in directory: TemporaryDirectory) -> [(String, String)] {
-        var result: [(String, String)] = []
-        for option in kind.declaration.options {
-            switch option.name {
-            case "path": result.append((option.name, yaml(.string(directory.file("\(kind.declaration.type).log")))))
-            case "port": result.append((option.name, "0"))
-            case "address", "host", "bind": result.append((option.name, "127.0.0.1"))
-            case "url" where kind.declaration.type == "amqp": result.append((option.name, yaml(.string(brokerURL))))
-            case "queue" where kind.declaration.type == "amqp": result.append((option.name, "compliance"))
-            case "secret": result.append((option.name, "compliance-test-secret-at-least-32-bytes"))
-            case "url" where kind.declaration.type == "postgres":
-                // The private server `make test` starts (scripts/postgres-node.sh): a stage that connects must
-                // connect for real to show clean health.
-                if let url = ProcessInfo.processInfo.environment["ROUTERD_TEST_POSTGRES_URL"] {
-                    result.append((option.name, yaml(.string(url))))
-                } else {
-                    let message =
-                        "ROUTERD_TEST_POSTGRES_URL is not set: run `make test`, which starts a private PostgreSQL "
-                        + "(scripts/postgres-node.sh run -- swift test)"
-                    Issue.record("\(message)")
-                }
-            default:
-                if option.requirement == .required {
-                    Issue.record("no test value for required option '\(option.name)' of '\(kind.declaration.type)'")
-                }
-            }
-        }
-        return result + (choices[kind.declaration.type] ?? [])
-    }
-
-    /// The broker `make test` starts (scripts/with-test-servers.sh): amqp stages connect to it for real.
-    static var brokerURL: String {
-        guard let directory = ProcessInfo.processInfo.environment["ROUTERD_TEST_RABBITMQ_DIR"],
-            let env = try? String(contentsOfFile: directory + "/node.env", encoding: .utf8),
-            let port = env.split(separator: "\n").first(where: { $0.hasPrefix("RABBITMQ_NODE_PORT=") })?
-                .split(separator: "=").last
-        else {
-            Issue.record("the amqp stages need a broker: run `make test` (or scripts/with-test-servers.sh swift test)")
-            return "amqp://127.0.0.1:1/"
-        }
-        return "amqp://routerd:routerd-test@127.0.0.1:\(port)/"
     }
 
     /// `value` as YAML text: strings quoted, everything else as it is written in configs.

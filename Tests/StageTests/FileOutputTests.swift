@@ -1,6 +1,10 @@
 import Foundation
 import Outputs
 import Router
+import RouterAMQP
+import RouterHTTPStats
+import RouterPostgres
+import RouterSupport
 import Synchronization
 import Testing
 

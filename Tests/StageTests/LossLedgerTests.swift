@@ -1,4 +1,7 @@
 import Outputs
+import RouterAMQP
+import RouterHTTPStats
+import RouterPostgres
 import Testing
 
 @Suite("loss ledger")

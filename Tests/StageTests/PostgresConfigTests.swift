@@ -1,5 +1,8 @@
 import Outputs
 import Router
+import RouterAMQP
+import RouterHTTPStats
+import RouterPostgres
 import Testing
 
 /// The config errors of a one-output config whose `store` is a postgres output with `options` (`key: value`).

@@ -1,6 +1,7 @@
 import Filters
 import Foundation
 import Router
+import RouterSupport
 import Testing
 
 // MARK: - Fixtures

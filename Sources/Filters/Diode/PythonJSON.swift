@@ -3,7 +3,8 @@
 // `json.dumps(...)` can be recomputed here. No Foundation, no recursion: one pass over the bytes builds a flat list
 // of nodes that point back into them, and the writer walks that list with an explicit stack.
 
-import Router
+import RouterCore
+import RouterSupport
 
 /// Why a text is not one JSON value as CPython's `json.loads` accepts it.
 public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Router
+import RouterSupport
 
 /// Where `routerd send` and `routerd loadtest` send, and what they put in each entry's `host` field.
 struct TargetOptions: ParsableArguments {

@@ -1,4 +1,5 @@
 import Router
+import RouterSupport
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 import CRouterShims
 import Histogram
 import Router
+import RouterSupport
 import Synchronization
 
 /// What one load-test worker is told to do.

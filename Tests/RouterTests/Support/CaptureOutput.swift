@@ -1,5 +1,6 @@
 import Foundation
 import Router
+import RouterSupport
 import Synchronization
 
 /// Where a test meets the stages the runtime builds for it.

@@ -1,0 +1,391 @@
+import Logging
+public import RouterCore
+import RouterSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `amqp` output: publishes every entry as a persistent message with publisher confirms.
+///
+/// An entry counts as written (for `ack`, and for an `amqp` input upstream) only once the broker confirmed it.
+/// While the broker is unreachable the output stops taking from its queue, so entries wait there (and
+/// `when_full` decides what happens when it is full); what was published but not confirmed is published again
+/// after the reconnect. Delivery is at least once: a message the broker stored just before the connection broke
+/// is published again (counted in `retried`), with the same `message_id` so that consumers can drop the copy.
+public final class AMQPOutput: OutputStage {
+    /// The `amqp` output declaration.
+    public static let declaration = StageDeclaration(
+        type: "amqp",
+        summary: "Publishes each entry as a persistent RabbitMQ message; written once the broker confirms it.",
+        options: [
+            AMQPStageOptions.url,
+            exchange,
+            exchangeType,
+            routingKey,
+            queue,
+            contentType,
+            maxInFlight,
+            confirmTimeout,
+            AMQPStageOptions.heartbeat, SharedOptions.connectTimeout,
+        ],
+        counters: [
+            CounterDeclaration("published", "Messages published (including publishes again)."),
+            CounterDeclaration(
+                "confirmed", "Messages the broker confirmed: stored, in the queue(s) it routed them to."),
+            CounterDeclaration(
+                "returned",
+                "Messages the broker returned because no queue was bound for their routing key (counted as dropped "
+                    + "with the reason `returned`; a waiting `ack` gets a nack)."),
+            CounterDeclaration(
+                "retried",
+                "Messages published again after a reconnect or a broker nack: the broker may hold two copies "
+                    + "(at-least-once; same message_id)."),
+            CounterDeclaration("reconnects", "Connections made again after a lost one."),
+            CounterDeclaration("connect_failures", "Connection attempts that failed."),
+        ],
+        example: StageExample(
+            """
+            url: "${AMQP_URL}"
+            queue: routerd_example_output
+            """, needs: ["AMQP_URL"])
+    )
+
+    static let exchange = StageOption<String>(
+        OptionDeclaration(
+            "exchange", .string, .defaultValue(.string("")),
+            "Exchange to publish to. Empty: the default exchange, which delivers to the queue named by the "
+                + "routing key."))
+
+    static let exchangeType = StageOption<String?>(
+        OptionDeclaration(
+            "exchange_type", .oneOf(["direct", "fanout", "topic", "headers"]), .optional,
+            "When set, routerd declares `exchange` (durable) with this type; when not, the exchange must already "
+                + "exist (checked at connect)."))
+
+    static let routingKey = StageOption<String?>(
+        OptionDeclaration(
+            "routing_key", .string, .optional,
+            "Routing key of every message. Default: the `queue` name (what the default exchange needs)."))
+
+    static let queue = StageOption<String?>(
+        OptionDeclaration(
+            "queue", .string, .optional,
+            "A queue routerd declares (durable) at connect, and binds to `exchange` with the routing key when an "
+                + "exchange is set, so that no message is published before it has somewhere to go."))
+
+    static let contentType = StageOption<String>(
+        OptionDeclaration(
+            "content_type", .string, .defaultValue(.string("application/json")),
+            "The content_type property of every message."))
+
+    static let maxInFlight = StageOption<Int>(
+        OptionDeclaration(
+            "max_in_flight", .integer(1...1_000_000), .defaultValue(.integer(10_000)),
+            "Most entries published and not yet confirmed. The rest wait in the queue."))
+
+    static let confirmTimeout = StageOption<Duration>(
+        OptionDeclaration(
+            "confirm_timeout", .duration(.seconds(1)...(.seconds(3600))), .defaultValue(.duration(.seconds(30))),
+            "A publish the broker has not confirmed after this long counts as lost: routerd reconnects and "
+                + "publishes it again."))
+
+    private let settings: PublisherSettings
+    private let context: StageContext
+
+    /// Reads and checks the options; connecting happens on the output's thread.
+    public init(context: StageContext) throws {
+        let options = context.options
+        let url = try AMQPStageOptions.url(from: options)
+        let exchange = try options.value(AMQPOutput.exchange)
+        let queue = try options.value(AMQPOutput.queue)
+        let routingKey = try options.value(AMQPOutput.routingKey) ?? queue
+        guard let routingKey else {
+            throw StageError(.invalidConfiguration, "set `queue` or `routing_key`: every message needs a routing key")
+        }
+        if exchange.isEmpty, let queue, routingKey != queue {
+            throw StageError(
+                .invalidConfiguration,
+                "routing_key '\(routingKey)' with the default exchange does not reach queue '\(queue)'; leave "
+                    + "routing_key out, or set an exchange")
+        }
+        settings = PublisherSettings(
+            url: url, exchange: exchange, exchangeType: try options.value(AMQPOutput.exchangeType),
+            routingKey: routingKey, queue: queue, contentType: try options.value(AMQPOutput.contentType),
+            maxInFlight: try options.value(AMQPOutput.maxInFlight),
+            confirmTimeout: try options.value(AMQPOutput.confirmTimeout),
+            heartbeat: try options.value(AMQPStageOptions.heartbeat),
+            connectTimeout: try options.value(SharedOptions.connectTimeout))
+        self.context = context
+    }
+
+    /// Publishes up to `max_in_flight` unconfirmed entries; while the broker is away, entries wait in the queue.
+    public var traits: OutputTraits {
+        OutputTraits(
+            maxPendingEvents: settings.maxInFlight, tickInterval: .seconds(1),
+            wording: OutageWording(
+                cannotOpen: "cannot connect; retrying", lost: "connection lost; reconnecting",
+                refused: "the broker refused messages (nack); publishing them again after a growing pause",
+                reopened: "connected again", accepted: "the broker takes messages again",
+                givingUp: "giving up on the broker: shutting down and it is still unavailable",
+                stoppedWithLosses: "stopped with entries that could not be published",
+                unavailableReason: "broker_unavailable"))
+    }
+
+    /// The publisher, on the output's thread.
+    public func makeWriter() -> some OutputWriter { Publisher(settings: settings, context: context) }
+}
+
+struct PublisherSettings: Sendable {
+    let url: AMQPURL
+    let exchange: String
+    let exchangeType: String?
+    let routingKey: String
+    let queue: String?
+    let contentType: String
+    let maxInFlight: Int
+    let confirmTimeout: Duration
+    let heartbeat: Duration
+    let connectTimeout: Duration
+}
+
+/// The connection and the confirm bookkeeping; the driver keeps the groups, retries and outages.
+private struct Publisher: OutputWriter {
+    /// A group published on the current connection and not answered yet.
+    struct InFlight {
+        let group: WriteGroup
+        var firstTag: UInt64
+        var lastTag: UInt64
+        var publishedAtNanos: Int64
+        var nacked = false
+        /// Offsets (in the group) of the messages the broker returned.
+        var returned: [Int] = []
+        var returnReason = ""
+    }
+
+    let settings: PublisherSettings
+    let context: StageContext
+    let idPrefix: [UInt8]
+    var connection: AMQPConnection?
+    var everConnected = false
+    var inFlight: [InFlight] = []
+    /// Every tag up to this one is answered (acked or nacked).
+    var answeredThrough: UInt64 = 0
+    var answeredAbove: Set<UInt64> = []
+    var idBuffer = [UInt8](repeating: 0, count: 64)
+
+    let published: Counter
+    let confirmed: Counter
+    let returnedCounter: Counter
+    let retried: Counter
+    let reconnects: Counter
+    let connectFailures: Counter
+
+    init(settings: PublisherSettings, context: StageContext) {
+        self.settings = settings
+        self.context = context
+        idPrefix = Array(String(UInt64.random(in: 0...UInt64.max), radix: 36).utf8) + [UInt8(ascii: "-")]
+        let counters = context.counters
+        published = counters.counter("published")
+        confirmed = counters.counter("confirmed")
+        returnedCounter = counters.counter("returned")
+        retried = counters.counter("retried")
+        reconnects = counters.counter("reconnects")
+        connectFailures = counters.counter("connect_failures")
+    }
+
+    var outageMetadata: Logger.Metadata { ["url": "\(settings.url)"] }
+
+    mutating func open() throws {
+        let connection: AMQPConnection
+        do {
+            connection = try AMQPConnection(
+                url: settings.url, heartbeat: settings.heartbeat, timeout: settings.connectTimeout)
+            if let type = settings.exchangeType {
+                try connection.declareExchange(settings.exchange, type: type)
+            } else if !settings.exchange.isEmpty {
+                try connection.declareExchange(settings.exchange, type: nil)
+            }
+            if let queue = settings.queue {
+                try connection.declareQueue(queue)
+                if !settings.exchange.isEmpty {
+                    try connection.bindQueue(queue, exchange: settings.exchange, routingKey: settings.routingKey)
+                }
+            }
+            try connection.enableConfirms()
+        } catch {
+            connectFailures.add()
+            throw error
+        }
+        self.connection = connection
+        answeredThrough = 0
+        answeredAbove.removeAll()
+        inFlight.removeAll()
+        if everConnected {
+            reconnects.add()
+        } else {
+            context.logger.info("connected", metadata: ["url": "\(settings.url)"])
+        }
+        everConnected = true
+    }
+
+    mutating func close() {
+        connection?.close()
+        connection = nil
+        inFlight.removeAll()
+    }
+
+    /// Publishes every event of the group; confirms arrive through ``collect(timeout:)``.
+    mutating func write(_ group: WriteGroup) throws -> WriteOutcome {
+        guard let connection else { throw AMQPError("not connected") }
+        var firstTag: UInt64 = 0
+        var lastTag: UInt64 = 0
+        var offset = 0
+        for batch in group.batches {
+            for event in batch.events {
+                let idLength = formatID(group.firstEventNumber + UInt64(offset) + 1, into: &idBuffer)
+                let tag = try idBuffer.withUnsafeBytes { idBytes in
+                    try batch.withBytes(of: event) { body in
+                        try connection.publish(
+                            AMQPMessage(
+                                exchange: settings.exchange, routingKey: settings.routingKey,
+                                contentType: settings.contentType, mandatory: true,
+                                messageID: UnsafeRawBufferPointer(rebasing: idBytes[0..<idLength]), body: body))
+                    }
+                }
+                if offset == 0 { firstTag = tag }
+                lastTag = tag
+                offset += 1
+            }
+        }
+        published.add(group.eventCount)
+        if group.attempt > 0 { retried.add(group.eventCount) }
+        inFlight.append(
+            InFlight(group: group, firstTag: firstTag, lastTag: lastTag, publishedAtNanos: monotonicNanos()))
+        return .pending
+    }
+
+    /// Heartbeats: reads (and answers) what the broker sent while idle. The driver ticks only with nothing in
+    /// flight, so no confirm can be read (and lost) here.
+    mutating func tick() throws {
+        guard inFlight.isEmpty, let connection else { return }
+        _ = try connection.poll(timeout: .zero)
+    }
+
+    /// `<prefix>-<number>` into `buffer`; returns its length.
+    func formatID(_ number: UInt64, into buffer: inout [UInt8]) -> Int {
+        var length = 0
+        for byte in idPrefix {
+            buffer[length] = byte
+            length += 1
+        }
+        var digits: [UInt8] = []
+        var value = number
+        repeat {
+            digits.append(UInt8(ascii: "0") + UInt8(value % 10))
+            value /= 10
+        } while value > 0
+        for digit in digits.reversed() {
+            buffer[length] = digit
+            length += 1
+        }
+        return length
+    }
+
+    /// Reads every confirm and return already there (waiting up to `timeout` for the first) and answers, oldest
+    /// first, every group whose messages are all answered.
+    mutating func collect(timeout: Duration) throws -> [Confirmation] {
+        guard let connection else { throw AMQPError("not connected") }
+        var wait = timeout
+        while let event = try connection.poll(timeout: wait) {
+            wait = .zero
+            switch event {
+            case .ack(let tag, let multiple):
+                answer(tag, multiple: multiple, nacked: false)
+            case .nack(let tag, let multiple):
+                answer(tag, multiple: multiple, nacked: true)
+            case .returned(let messageID, let reason):
+                markReturned(messageID, reason: reason)
+            }
+        }
+        var confirmations: [Confirmation] = []
+        var index = 0
+        while index < inFlight.count {
+            let item = inFlight[index]
+            guard item.lastTag <= answeredThrough else {
+                index += 1
+                continue
+            }
+            inFlight.remove(at: index)
+            confirmations.append(Confirmation(group: item.group.id, outcome: outcome(of: item)))
+        }
+        if let oldest = inFlight.first,
+            monotonicNanos() - oldest.publishedAtNanos > settings.confirmTimeout.nanoseconds
+        {
+            throw AMQPError("no confirm from \(settings.url) within \(settings.confirmTimeout)")
+        }
+        return confirmations
+    }
+
+    private func outcome(of item: InFlight) -> WriteOutcome {
+        if item.nacked { return .retry("the broker refused messages (nack)") }
+        let stored = item.group.eventCount - item.returned.count
+        confirmed.add(stored)
+        guard !item.returned.isEmpty else { return .written }
+        returnedCounter.add(item.returned.count)
+        context.logger.error(
+            "the broker returned messages: no queue is bound for their routing key",
+            metadata: [
+                "exchange": "\(settings.exchange)", "routing_key": "\(settings.routingKey)",
+                "reason": "\(item.returnReason)", "events_lost": "\(item.returned.count)",
+            ])
+        let reason = Reason("returned")
+        let detail = "returned by the broker: \(item.returnReason)"
+        var refusals: [Refusal] = []
+        var returned = Set(item.returned)
+        var offset = 0
+        for (batchIndex, batch) in item.group.batches.enumerated() {
+            for eventIndex in batch.events.indices {
+                if returned.remove(offset) != nil {
+                    refusals.append(Refusal(batch: batchIndex, event: eventIndex, reason: reason, detail: detail))
+                }
+                offset += 1
+            }
+        }
+        return .refused(refusals, port: nil)
+    }
+
+    mutating func answer(_ tag: UInt64, multiple: Bool, nacked: Bool) {
+        if nacked {
+            for index in inFlight.indices {
+                let item = inFlight[index]
+                let hit =
+                    multiple
+                    ? item.firstTag <= tag && item.lastTag > answeredThrough
+                    : (item.firstTag...item.lastTag).contains(tag)
+                if hit { inFlight[index].nacked = true }
+            }
+        }
+        if multiple {
+            answeredThrough = max(answeredThrough, tag)
+        } else if tag > answeredThrough {
+            answeredAbove.insert(tag)
+        }
+        while answeredAbove.remove(answeredThrough + 1) != nil { answeredThrough += 1 }
+        if !answeredAbove.isEmpty, multiple { answeredAbove = answeredAbove.filter { $0 > answeredThrough } }
+    }
+
+    mutating func markReturned(_ messageID: String, reason: String) {
+        guard messageID.utf8.starts(with: idPrefix), let number = UInt64(messageID.dropFirst(idPrefix.count)) else {
+            return
+        }
+        for index in inFlight.indices {
+            let first = inFlight[index].group.firstEventNumber + 1
+            if number >= first && number < first + UInt64(inFlight[index].group.eventCount) {
+                inFlight[index].returned.append(Int(number - first))
+                inFlight[index].returnReason = reason
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import Logging
+import RouterCore
+import RouterSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The postgres output's writer, on the output's own thread: inserts each group with one statement per
+/// `batch_max_events` rows, finds the rows the database refuses (they go to `rejected`), and says what failed; the
+/// driver retries with backoff, reports the outage and drains at shutdown.
+struct PostgresWriter: OutputWriter {
+    private let context: StageContext
+    private let settings: PostgresSettings
+    private let rejectedPort: Int
+    private let reasons: [Reason]
+    private let rejectedCounters: [Counter]
+    private let inserted: Counter
+    private let statements: Counter
+    private let retries: Counter
+    private let reconnects: Counter
+    private let unknownOutcome: Counter
+
+    private var session: PostgresSession?
+    private var connectedBefore = false
+    /// The group being inserted: what is done stays done when a later statement of it fails and it is given again.
+    private var current: (id: UInt64, rows: PendingRows)?
+
+    init(context: StageContext, settings: PostgresSettings) {
+        self.context = context
+        self.settings = settings
+        rejectedPort = context.ports.port(named: "rejected") ?? 1
+        reasons = PostgresOutput.rejectReasons.map { Reason($0) }
+        rejectedCounters = PostgresOutput.rejectReasons.map {
+            context.counters.counter("rejected", label: "reason", value: $0)
+        }
+        inserted = context.counters.counter("inserted")
+        statements = context.counters.counter("insert_statements")
+        retries = context.counters.counter("retries")
+        reconnects = context.counters.counter("reconnects")
+        unknownOutcome = context.counters.counter("unknown_outcome")
+    }
+
+    var outageMetadata: Logger.Metadata {
+        ["url": "\(settings.url.masked)", "table": "\(settings.table.displayName)"]
+    }
+
+    func healthReason(_ error: String) -> String {
+        "cannot insert into \(settings.table.displayName) at \(settings.url.masked): \(error)"
+    }
+
+    /// Connects and sets the table up.
+    mutating func open() throws {
+        _ = try readySession()
+    }
+
+    mutating func close() {
+        session?.close()
+        session = nil
+    }
+
+    mutating func write(_ group: WriteGroup) throws -> WriteOutcome {
+        if current?.id != group.id {
+            let rows = PendingRows(batches: group.batches, chunk: settings.batchMaxEvents)
+            for (index, count) in rows.localRejectCounts.enumerated() where count > 0 {
+                rejectedCounters[index].add(count)
+            }
+            current = (group.id, rows)
+        }
+        guard var rows = current?.rows else { return .retry("no rows") }
+        defer { current?.rows = rows }
+        do {
+            let session = try readySession()
+            try insert(&rows, using: session)
+        } catch {
+            if case .connection = error.kind { throw error }
+            // The statement itself was refused (no table, no permission): set the session up again next time.
+            session?.invalidateSetUp()
+            return .retry(error.message)
+        }
+        current = nil
+        var refusals: [Refusal] = []
+        for (batch, rejections) in rows.rejections.enumerated() {
+            for rejection in rejections {
+                refusals.append(
+                    Refusal(
+                        batch: batch, event: rejection.event, reason: reasons[rejection.reason],
+                        detail: rejection.detail, offset: rejection.offset))
+            }
+        }
+        return refusals.isEmpty ? .written : .refused(refusals, port: rejectedPort)
+    }
+
+    /// Inserts every range still to do; a range the database refuses for a row's sake is split in halves until the
+    /// refused rows stand alone. Each statement commits on its own, so what has been inserted stays inserted when
+    /// a later statement fails.
+    private func insert(_ rows: inout PendingRows, using session: PostgresSession) throws(PostgresFailure) {
+        while let range = rows.todo.popLast() {
+            statements.add()
+            do {
+                try session.insert(
+                    entries: Array(rows.entries[range]), micros: Array(rows.micros[range]),
+                    deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
+                rows.inserted += range.count
+                inserted.add(range.count)
+            } catch let failure where failure.kind == .rows {
+                if range.count == 1 {
+                    rows.reject(row: range.lowerBound, reason: 0, detail: failure.message)
+                    rejectedCounters[0].add()
+                } else {
+                    let middle = range.lowerBound + range.count / 2
+                    rows.todo.append(middle..<range.upperBound)
+                    rows.todo.append(range.lowerBound..<middle)
+                }
+            } catch {
+                if error.outcomeUnknown { unknownOutcome.add(range.count) }
+                rows.todo.append(range)
+                retries.add()
+                throw error
+            }
+        }
+    }
+
+    /// The session, connecting and setting it up first when needed.
+    private mutating func readySession() throws(PostgresFailure) -> PostgresSession {
+        if let session, session.isClosed {
+            session.close()
+            self.session = nil
+        }
+        let session: PostgresSession
+        if let existing = self.session {
+            session = existing
+        } else {
+            do {
+                session = try PostgresSession.connect(
+                    to: settings.url, connectTimeout: settings.connectTimeout,
+                    deadline: monotonicNanos() + settings.connectTimeout.nanoseconds)
+            } catch {
+                retries.add()
+                throw error
+            }
+            if connectedBefore { reconnects.add() }
+            connectedBefore = true
+            self.session = session
+        }
+        if session.insertStatement == nil {
+            do {
+                try session.setUp(
+                    table: settings.table, createTable: settings.createTable,
+                    deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
+            } catch {
+                retries.add()
+                if case .connection = error.kind {
+                    session.close()
+                    self.session = nil
+                }
+                throw error
+            }
+            context.logger.info(
+                "connected", metadata: ["url": "\(settings.url.masked)", "table": "\(settings.table.displayName)"])
+        }
+        return session
+    }
+}
+
+/// The rows of one take: the entries that can be inserted, the ranges still to insert, and the refusals.
+struct PendingRows {
+    /// One refused entry.
+    struct Rejection {
+        var event: Int
+        /// Index into ``PostgresOutput/rejectReasons``.
+        var reason: Int
+        var offset: Int32
+        var detail: String
+    }
+
+    let batches: [Batch]
+    /// For each row: its batch and its event in that batch.
+    var origin: [(batch: Int, event: Int)] = []
+    var entries: [String] = []
+    /// Receive times, in microseconds since the Unix epoch.
+    var micros: [Int64] = []
+    /// Row ranges still to insert (a stack: the last is next).
+    var todo: [Range<Int>] = []
+    var rejections: [[Rejection]]
+    var inserted = 0
+    /// Entries refused before the database saw them, by reason index.
+    var localRejectCounts = [Int](repeating: 0, count: PostgresOutput.rejectReasons.count)
+
+    /// Takes the batches' entries, refusing at once those that are not UTF-8 JSON objects (jsonb cannot hold them,
+    /// and one of them would fail every statement it is in).
+    init(batches: [Batch], chunk: Int) {
+        self.batches = batches
+        rejections = [[Rejection]](repeating: [], count: batches.count)
+        let total = batches.reduce(0) { $0 + $1.count }
+        origin.reserveCapacity(total)
+        entries.reserveCapacity(total)
+        micros.reserveCapacity(total)
+        let anyObject = JSONRequiredKeys([])
+        let problems = ["not UTF-8", "not JSON", "not a JSON object"]
+        for (batchIndex, batch) in batches.enumerated() {
+            let receivedMicros = batch.receivedAtNanos / 1000
+            for (eventIndex, event) in batch.events.enumerated() {
+                let result = batch.withBytes(of: event) { JSONEntryScanner.scan($0, required: anyObject) }
+                let reason: Int?
+                switch result.problem {
+                case .notUTF8: reason = 1
+                case .notJSON: reason = 2
+                case .notObject: reason = 3
+                // A known field of another type than routerd's own entries use (`"sequence":"abc"`) is still a
+                // JSON object: the table decides.
+                case .wrongType, .missingField, nil: reason = nil
+                }
+                if let reason {
+                    rejections[batchIndex].append(
+                        Rejection(
+                            event: eventIndex, reason: reason, offset: result.problemOffset,
+                            detail: problems[reason - 1] + " at byte \(result.problemOffset)"))
+                    localRejectCounts[reason] += 1
+                    continue
+                }
+                origin.append((batchIndex, eventIndex))
+                entries.append(batch.text(of: event))
+                micros.append(receivedMicros)
+            }
+        }
+        var start = 0
+        var ranges: [Range<Int>] = []
+        while start < entries.count {
+            let end = min(entries.count, start + chunk)
+            ranges.append(start..<end)
+            start = end
+        }
+        todo = ranges.reversed()
+    }
+
+    mutating func reject(row: Int, reason: Int, detail: String) {
+        let (batch, event) = origin[row]
+        rejections[batch].append(Rejection(event: event, reason: reason, offset: -1, detail: detail))
+    }
+}

@@ -1,0 +1,94 @@
+public import Logging
+import RouterConfig
+import RouterCore
+import RouterGraph
+import RouterSupport
+public import ServiceLifecycle
+public import UnixSignals
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Runs a ``Router`` as a swift-service-lifecycle service: starts it, waits for the group's graceful shutdown,
+/// then stops it (inputs first, then the outputs drain).
+///
+/// Put it last in the ``ServiceGroup``, after ``Router/services`` (the `http_stats` servers): the group shuts
+/// services down in reverse order, so the router drains while the dashboard still answers (`/health` says
+/// `draining`), and the servers stop once it has. Set the group's `maximumGracefulShutdownDuration` to the
+/// router's `shutdown_timeout`: when the drain takes longer, the group cancels this service, which says how many
+/// events were not written and exits with status 1.
+public struct RouterService: Service {
+    private let router: Router
+    private let logger: Logger
+
+    /// Wraps a built router.
+    public init(router: Router, logger: Logger) {
+        self.router = router
+        self.logger = logger
+    }
+
+    /// Starts the router and runs until graceful shutdown; then drains.
+    public func run() async throws {
+        try router.start()
+        logger.info("started", metadata: ["stages": "\(router.observer.stages.count)"])
+        try? await gracefulShutdown()
+        let started = monotonicNanos()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Stopping joins the stages' threads: off the cooperative pool.
+                let stopper = WorkerThread(name: "shutdown") { [router] in
+                    router.stop()
+                    continuation.resume()
+                }
+                do {
+                    try stopper.start()
+                } catch {
+                    router.stop()
+                    continuation.resume()
+                }
+            }
+        } onCancel: { [router, logger] in
+            guard !router.observer.isStopped else { return }
+            logger.error(
+                "shutdown timed out; exiting with events still queued",
+                metadata: ["events_not_written": "\(router.unwrittenEvents)"])
+            _exit(1)
+        }
+        logger.info("stopped", metadata: ["drain_ms": "\((monotonicNanos() - started) / 1_000_000)"])
+    }
+}
+
+/// Turns the first SIGTERM or SIGINT into the group's graceful shutdown and exits at once on the second, saying
+/// how many events were not written. The one signal trap of a running router: the ``ServiceGroup`` itself is made
+/// without signals and owns the shutdown that follows.
+public struct ShutdownSignals: Sendable {
+    private let signals: UnixSignalsSequence
+
+    /// Traps the signals now, before anything starts, so that a signal that comes at once is not lost.
+    public init(_ trapped: [UnixSignal] = [.sigterm, .sigint]) async {
+        signals = await UnixSignalsSequence(trapping: trapped)
+    }
+
+    /// Watches until the process ends: the first signal triggers `group`'s graceful shutdown, a second exits with
+    /// status 1.
+    public func watch(_ group: ServiceGroup, router: Router, logger: Logger) -> Task<Void, Never> {
+        Task { [signals] in
+            var seen = 0
+            for await signal in signals {
+                seen += 1
+                if seen == 1 {
+                    logger.info("signal received; draining", metadata: ["signal": "\(signal)"])
+                    await group.triggerGracefulShutdown()
+                } else {
+                    logger.warning(
+                        "second signal; exiting at once",
+                        metadata: ["signal": "\(signal)", "events_not_written": "\(router.unwrittenEvents)"])
+                    _exit(1)
+                }
+            }
+        }
+    }
+}
