@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
-.PHONY: all deps build release run test lint docs clean bench bench-diode
+.PHONY: all deps build release run test unit-test lint docs clean bench bench-diode
 
 all: build
 
@@ -22,12 +22,19 @@ run: release
 test: deps
 	@./scripts/ensure-test-deps.sh
 	$(SWIFT) build --build-tests
+# The embedding example, built as a library user builds it: a package of its own that depends on routerd by path.
+	$(SWIFT) build --package-path examples/embedding
 # Private RabbitMQ and PostgreSQL servers on loopback for the broker and database tests, stopped however they end.
 	./scripts/with-test-servers.sh ./scripts/postgres-node.sh run -- $(SWIFT) test --skip-build
 	$(MAKE) lint
 
+# The unit tests alone, with no server: what a library user runs.
+unit-test: deps
+	$(SWIFT) test --filter "RouterTests|StageTests"
+
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests examples/embedding/Package.swift \
+		examples/embedding/Sources
 
 # Regenerates docs/stages.md from the stage declarations (a test checks that it is current).
 docs: build

@@ -178,4 +178,31 @@ struct CoreEndToEndTests {
         let exitLine = try #require(routerd.logs("second signal; exiting at once").first)
         #expect(exitLine["events_not_written"] as? String == "1")
     }
+
+    @Test func shutdown_thatTakesLongerThanShutdownTimeout_exitsOneAndSaysWhatWasNotWritten() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A FIFO nobody reads: the output's open(2) blocks, so the drain cannot finish within the timeout.
+        let fifo = directory.appendingPathComponent("stuck.fifo").path
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let config = """
+            router:
+              shutdown_timeout: 1s
+            inputs:
+              udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+            outputs:
+              stuck: { type: file, inputs: [udp_in], path: \(fifo) }
+            """
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        try UDPClient().send("{\"n\":1}", port: port)
+        usleep(200_000)
+        let started = Date()
+        kill(routerd.process.processIdentifier, SIGTERM)
+        let status = try routerd.waitForExit(timeout: 10)
+        #expect(status == 1)
+        #expect(Date().timeIntervalSince(started) < 5)
+        let exitLine = try #require(routerd.logs("shutdown timed out; exiting with events still queued").first)
+        #expect(exitLine["events_not_written"] as? String == "1")
+    }
 }

@@ -121,6 +121,42 @@ public struct Batch: Sendable {
         return buckets.map { with(events: $0) }
     }
 
+    /// A batch of the same events with their bytes rewritten: the supported way for a filter to change entries.
+    ///
+    /// `rewrite` gets each event's bytes and an empty buffer; it writes the new bytes there and returns true, or
+    /// returns false to keep the entry as it is. Everything else carries over, so acks, senders and delivery
+    /// tracking stay correct: each event keeps its sender, flags (``EventFlags/tracked``), sequence, level and
+    /// reason, and the batch keeps its trackers, reply channel, details and receive time. A rewritten event's
+    /// `host` and `app` spans are cleared (they pointed into the old bytes); an unchanged one's move with it.
+    /// One allocation for the new bytes of the whole batch.
+    public func rewriting(_ rewrite: (_ entry: UnsafeRawBufferPointer, _ output: inout [UInt8]) -> Bool) -> Batch {
+        var copy = self
+        var newBytes: [UInt8] = []
+        newBytes.reserveCapacity(bytes.count + events.count * 32)
+        var scratch: [UInt8] = []
+        for index in events.indices {
+            var event = events[index]
+            scratch.removeAll(keepingCapacity: true)
+            let start = Int32(newBytes.count)
+            let changed = withBytes(of: event) { rewrite($0, &scratch) }
+            if changed {
+                newBytes.append(contentsOf: scratch)
+                event.host = .none
+                event.app = .none
+            } else {
+                withBytes(of: event) { newBytes.append(contentsOf: $0) }
+                let shift = start - event.start
+                if event.host.isPresent { event.host.start += shift }
+                if event.app.isPresent { event.app.start += shift }
+            }
+            event.start = start
+            event.count = Int32(newBytes.count) - start
+            copy.events[index] = event
+        }
+        copy.bytes = newBytes
+        return copy
+    }
+
     /// Reports to every waiting tracker that an output has written (or failed to write) this batch's events.
     ///
     /// An output calls this exactly once per batch it received, after the write is durable as the output

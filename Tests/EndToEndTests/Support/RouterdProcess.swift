@@ -55,9 +55,13 @@ final class RouterdProcess: @unchecked Sendable {
     }
 
     /// Starts `routerd -c <config>` with `arguments` after it, in `directory`, with extra environment.
+    ///
+    /// Another program that runs a router from a config (the embedding example) is started the same way with
+    /// `executable` and `configArguments`; `standardInput` gives it a pipe to read.
     init(
         config: String, directory: URL, environment: [String: String] = [:], extraArguments: [String] = [],
-        standardOutput: StandardOutput = .file
+        standardOutput: StandardOutput = .file, executable: String = TestPaths.binary,
+        configArguments: (String) -> [String] = { ["-c", $0] }, standardInput: Pipe? = nil
     ) throws {
         self.directory = directory
         let configURL = directory.appendingPathComponent("router.yaml")
@@ -65,8 +69,9 @@ final class RouterdProcess: @unchecked Sendable {
         stdoutURL = directory.appendingPathComponent("stdout.txt")
         _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPaths.binary)
-        process.arguments = ["-c", configURL.path] + extraArguments
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = configArguments(configURL.path) + extraArguments
+        if let standardInput { process.standardInput = standardInput }
         process.currentDirectoryURL = directory
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
