@@ -51,10 +51,15 @@ struct FileWriter: OutputWriter {
     var outageMetadata: Logger.Metadata { ["path": "\(file.path)"] }
 
     mutating func write(_ group: WriteGroup) -> WriteOutcome {
-        buffer.removeAll(keepingCapacity: true)
-        for batch in group.batches { append(batch, to: &buffer) }
+        // The buffer is swapped out while it is filled: appending to it as `self.buffer` from a method that also
+        // reads `self` made Swift copy the whole buffer on every write (a fresh allocation and page faults each).
+        var bytes: [UInt8] = []
+        swap(&bytes, &buffer)
+        defer { swap(&bytes, &buffer) }
+        bytes.removeAll(keepingCapacity: true)
+        for batch in group.batches { FileWriter.append(batch, as: format, to: &bytes) }
         do {
-            let rotated = try buffer.withUnsafeBytes { try file.append($0, fsync: fsync) }
+            let rotated = try bytes.withUnsafeBytes { try file.append($0, fsync: fsync) }
             if rotated > 0 { rotations.add(rotated) }
             flushes.add()
             return .written
@@ -64,7 +69,7 @@ struct FileWriter: OutputWriter {
         }
     }
 
-    private func append(_ batch: Batch, to buffer: inout [UInt8]) {
+    private static func append(_ batch: Batch, as format: LineFormat, to buffer: inout [UInt8]) {
         switch format {
         case .raw:
             batch.appendLines(to: &buffer)

@@ -296,6 +296,12 @@ private struct Publisher: OutputWriter {
     /// first, every group whose messages are all answered.
     mutating func collect(timeout: Duration) throws -> [Confirmation] {
         guard let connection else { throw AMQPError("not connected") }
+        // Before reading: a confirm overdue means the connection is lost; nothing answered is dropped with it.
+        if let oldest = inFlight.first,
+            monotonicNanos() - oldest.publishedAtNanos > settings.confirmTimeout.nanoseconds
+        {
+            throw AMQPError("no confirm from \(settings.url) within \(settings.confirmTimeout)")
+        }
         var wait = timeout
         while let event = try connection.poll(timeout: wait) {
             wait = .zero
@@ -318,11 +324,6 @@ private struct Publisher: OutputWriter {
             }
             inFlight.remove(at: index)
             confirmations.append(Confirmation(group: item.group.id, outcome: outcome(of: item)))
-        }
-        if let oldest = inFlight.first,
-            monotonicNanos() - oldest.publishedAtNanos > settings.confirmTimeout.nanoseconds
-        {
-            throw AMQPError("no confirm from \(settings.url) within \(settings.confirmTimeout)")
         }
         return confirmations
     }

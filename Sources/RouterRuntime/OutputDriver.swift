@@ -50,6 +50,9 @@ public struct OutputDriver<Writer: OutputWriter> {
     private var drained = false
     /// When the driver first saw the queue closed.
     private var closedAtNanos: Int64?
+    /// When the shutdown drain began to count: the first moment after the queue closed that the output failed.
+    /// It does not move again when a reconnect succeeds and fails anew, so `drain_timeout` always ends.
+    private var drainStartNanos: Int64?
     /// What failed last, while the output fails.
     private var failure: FailureKind?
     private var outage: OutageReporter
@@ -97,7 +100,7 @@ public struct OutputDriver<Writer: OutputWriter> {
             if mayAttempt && isOpen { try writeDue() }
             let tookAny = try takeOrWait()
             if isOpen && !pending.isEmpty {
-                try collect(timeout: tookAny || (!toWrite.isEmpty && !outage.isFailing) ? .zero : .milliseconds(5))
+                try collect(timeout: tookAny || canWriteNow ? .zero : .milliseconds(5))
             }
         }
         if lost > 0 {
@@ -106,6 +109,11 @@ public struct OutputDriver<Writer: OutputWriter> {
     }
 
     private var heldEvents: Int { unsentEvents + toWriteEvents }
+
+    /// Whether a group waits that could be written at once (open, not failing, room in the pending window).
+    private var canWriteNow: Bool {
+        !toWrite.isEmpty && isOpen && !outage.isFailing && pendingEvents < traits.maxPendingEvents
+    }
 
     // MARK: Opening and writing
 
@@ -118,7 +126,11 @@ public struct OutputDriver<Writer: OutputWriter> {
             return
         }
         isOpen = true
-        if let failure, failure != .refused { recover(traits.wording.reopened) }
+        // Reconnected with nothing to write: the outage is over. With entries held, it is over once one of them
+        // is written (a server that takes connections and drops them at the first write is still an outage).
+        if failure != nil && failure != .refused && heldEvents == 0 && pending.isEmpty {
+            recover(traits.wording.reopened)
+        }
     }
 
     /// Groups what is due and writes every group in order, as far as the pending window allows.
@@ -170,8 +182,8 @@ public struct OutputDriver<Writer: OutputWriter> {
             for batch in group.batches { batch.settle(.failed(detail)) }
             return true
         }
-        if failure == .refused, writtenAtNanos >= outage.lastFailureNanos {
-            recover(traits.wording.accepted)
+        if let failure, writtenAtNanos >= outage.lastFailureNanos {
+            recover(failure == .refused ? traits.wording.accepted : traits.wording.reopened)
         } else if failure == nil {
             outage.recovered(traits.wording.accepted, metadata: [:])
         }
@@ -241,15 +253,22 @@ public struct OutputDriver<Writer: OutputWriter> {
     /// Settles a group that was answered for good: refused events go to `port` (or are counted as dropped), the
     /// rest count as written.
     private func settle(_ group: WriteGroup, refusals: [Refusal], port: Int?) {
-        written.add(group.eventCount - refusals.count)
         guard !refusals.isEmpty else {
+            written.add(group.eventCount)
             for batch in group.batches { batch.settle(.written) }
             return
         }
+        // Each refused event once, and only events the group has: what is written is the rest.
         var byBatch = [[Refusal]](repeating: [], count: group.batches.count)
-        for refusal in refusals where refusal.batch >= 0 && refusal.batch < group.batches.count {
+        var seen = Set<[Int]>()
+        for refusal in refusals
+        where refusal.batch >= 0 && refusal.batch < group.batches.count && refusal.event >= 0
+            && refusal.event < group.batches[refusal.batch].count
+            && seen.insert([refusal.batch, refusal.event]).inserted
+        {
             byBatch[refusal.batch].append(refusal)
         }
+        written.add(group.eventCount - seen.count)
         for (index, batch) in group.batches.enumerated() {
             let refused = byBatch[index]
             guard !refused.isEmpty else {
@@ -260,7 +279,7 @@ public struct OutputDriver<Writer: OutputWriter> {
                 var events: [Event] = []
                 var details = batch.details
                 events.reserveCapacity(refused.count)
-                for refusal in refused.sorted(by: { $0.event < $1.event }) where refusal.event < batch.count {
+                for refusal in refused.sorted(by: { $0.event < $1.event }) {
                     var event = batch.events[refusal.event]
                     event.reason = refusal.reason
                     event.reasonOffset = refusal.offset
@@ -287,11 +306,12 @@ public struct OutputDriver<Writer: OutputWriter> {
         let now = monotonicNanos()
         var dueNanos: Int64?
         func due(_ nanos: Int64) { dueNanos = min(dueNanos ?? nanos, nanos) }
-        if !unsent.isEmpty { due(oldestUnsentNanos + traits.flushInterval.nanoseconds) }
+        // While failing, nothing is written before the next attempt: the flush deadline does not matter until then.
+        if !unsent.isEmpty && !outage.isFailing { due(oldestUnsentNanos + traits.flushInterval.nanoseconds) }
         if outage.isFailing { due(outage.retryAtNanos) }
-        if let tick = traits.tickInterval { due(lastTickNanos + tick.nanoseconds) }
-        if !pending.isEmpty || (!toWrite.isEmpty && !outage.isFailing && isOpen) { due(now) }
-        if let closedAt = closedAtNanos, outage.isFailing { due(max(closedAt, outage.sinceNanos) + drainTimeoutNanos) }
+        if let tick = traits.tickInterval, isOpen, pending.isEmpty { due(lastTickNanos + tick.nanoseconds) }
+        if !pending.isEmpty || canWriteNow { due(now) }
+        if let drainStart = drainStartNanos { due(drainStart + drainTimeoutNanos) }
         let failing = outage.isFailing
         let mayTake =
             !drained && pendingEvents < traits.maxPendingEvents
@@ -429,7 +449,9 @@ public struct OutputDriver<Writer: OutputWriter> {
     private mutating func shutdownDrainIsOver() -> Bool {
         if closedAtNanos == nil && queue.isClosed { noteClosed() }
         guard let closedAt = closedAtNanos, outage.isFailing else { return false }
-        return monotonicNanos() - max(closedAt, outage.sinceNanos) >= drainTimeoutNanos
+        let now = monotonicNanos()
+        if drainStartNanos == nil { drainStartNanos = max(closedAt, min(now, outage.sinceNanos)) }
+        return now - (drainStartNanos ?? now) >= drainTimeoutNanos
     }
 
     /// Shutting down with the destination still failing after `drain_timeout`: what is held, pending and still

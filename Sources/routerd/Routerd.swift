@@ -65,8 +65,13 @@ struct RunCommand: AsyncParsableCommand {
         // Trap before anything starts, so that a signal that comes at once is not lost.
         let signals = await ShutdownSignals()
         var configuration = ServiceGroupConfiguration(
-            services: router.services.map { .init(service: $0) } + [
-                .init(service: RouterService(router: router, logger: logger))
+            services: router.services.map {
+                // A stage's service that ends (a server that cannot serve says so itself) leaves the rest running.
+                .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)
+            } + [
+                .init(
+                    service: RouterService(router: router, logger: logger),
+                    successTerminationBehavior: .gracefullyShutdownGroup)
             ],
             logger: logger)
         // Past shutdown_timeout the group cancels the router's service, which says what was not written and exits 1.

@@ -7,7 +7,8 @@ public import Logging
 ///   ``write(_:)`` or ``collect(timeout:)``), after a backoff. Throwing is an outage: the driver retries.
 /// - ``write(_:)`` with a group of batches, oldest first, and answers with a ``WriteOutcome``. A group that comes
 ///   back with ``WriteOutcome/retry(_:)``, or that was in flight when the connection was lost, is given again,
-///   with the same ``WriteGroup/id`` and a higher ``WriteGroup/attempt``, before anything newer.
+///   with the same ``WriteGroup/id`` and a higher ``WriteGroup/attempt``, before anything not yet written (groups
+///   already pending behind it may be confirmed first).
 /// - ``collect(timeout:)``, only for outputs that answer ``WriteOutcome/pending`` (publisher confirms): the
 ///   answers that have arrived, each for one group it was given.
 /// - ``tick()`` when the driver wakes with nothing to write and nothing pending (every

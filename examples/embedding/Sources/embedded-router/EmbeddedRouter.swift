@@ -31,8 +31,15 @@ struct EmbeddedRouter {
         // The group owns shutdown: the first SIGTERM or SIGINT drains, a second exits at once.
         let signals = await ShutdownSignals()
         var configuration = ServiceGroupConfiguration(
-            services: router.services.map { .init(service: $0) }
-                + [.init(service: RouterService(router: router, logger: logger))],
+            services: router.services.map {
+                // A stage's service that ends (a server that cannot serve says so itself) leaves the rest running.
+                .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)
+            }
+                + [
+                    .init(
+                        service: RouterService(router: router, logger: logger),
+                        successTerminationBehavior: .gracefullyShutdownGroup)
+                ],
             logger: logger)
         configuration.maximumGracefulShutdownDuration = try plan.globals.value(RouterGlobals.shutdownTimeout)
         let group = ServiceGroup(configuration: configuration)
