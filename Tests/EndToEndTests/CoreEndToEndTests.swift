@@ -153,22 +153,29 @@ struct CoreEndToEndTests {
         #expect(fileLines(routerd.stdoutURL).count == expected.count)
     }
 
-    @Test func secondSignal_duringADrainThatCannotFinish_exitsAtOnce() throws {
-        let directory = try TestPaths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        // A FIFO nobody reads: the output's open(2) blocks, so the graceful drain cannot finish by itself.
+    /// A router whose one output writes to a FIFO nobody reads (its open(2) blocks, so a graceful drain cannot
+    /// finish by itself), holding one entry; `router` is put above the stages.
+    private func stuckRouter(in directory: URL, router: String = "") throws -> RouterdProcess {
         let fifo = directory.appendingPathComponent("stuck.fifo").path
         #expect(mkfifo(fifo, 0o644) == 0)
-        let config = """
-            inputs:
-              udp_in: { type: udp, address: 127.0.0.1, port: 0 }
-            outputs:
-              stuck: { type: file, inputs: [udp_in], path: \(fifo) }
-            """
+        let config =
+            router + """
+                inputs:
+                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+                outputs:
+                  stuck: { type: file, inputs: [udp_in], path: \(fifo) }
+                """
         let routerd = try RouterdProcess(config: config, directory: directory)
         let port = try routerd.listeningPort(stage: "udp_in")
         try UDPClient().send("{\"n\":1}", port: port)
         usleep(200_000)
+        return routerd
+    }
+
+    @Test func secondSignal_duringADrainThatCannotFinish_exitsAtOnce() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let routerd = try stuckRouter(in: directory)
         kill(routerd.process.processIdentifier, SIGTERM)
         try routerd.waitForLog("inputs stopped; draining outputs")
         #expect(routerd.process.isRunning)
@@ -182,21 +189,7 @@ struct CoreEndToEndTests {
     @Test func shutdown_thatTakesLongerThanShutdownTimeout_exitsOneAndSaysWhatWasNotWritten() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        // A FIFO nobody reads: the output's open(2) blocks, so the drain cannot finish within the timeout.
-        let fifo = directory.appendingPathComponent("stuck.fifo").path
-        #expect(mkfifo(fifo, 0o644) == 0)
-        let config = """
-            router:
-              shutdown_timeout: 1s
-            inputs:
-              udp_in: { type: udp, address: 127.0.0.1, port: 0 }
-            outputs:
-              stuck: { type: file, inputs: [udp_in], path: \(fifo) }
-            """
-        let routerd = try RouterdProcess(config: config, directory: directory)
-        let port = try routerd.listeningPort(stage: "udp_in")
-        try UDPClient().send("{\"n\":1}", port: port)
-        usleep(200_000)
+        let routerd = try stuckRouter(in: directory, router: "router:\n  shutdown_timeout: 1s\n")
         let started = Date()
         kill(routerd.process.processIdentifier, SIGTERM)
         let status = try routerd.waitForExit(timeout: 10)
