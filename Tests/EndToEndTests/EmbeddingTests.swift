@@ -61,4 +61,15 @@ struct EmbeddingTests {
         #expect(counters["failed_writes"] as? Int == 2)
         #expect(counters.filter { $0.key.hasPrefix("events_dropped") }.allSatisfy { $0.value as? Int == 0 })
     }
+
+    @Test func readme_showsTheExamplesOwnCode() throws {
+        let readme = try String(
+            contentsOf: TestPaths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let source = try String(
+            contentsOf: Self.example.appendingPathComponent("Sources/embedded-router/FlakyFile.swift"),
+            encoding: .utf8)
+        let start = try #require(source.range(of: "final class FlakyFile")).lowerBound
+        let output = String(source[start...]).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(readme.contains(output), "README's embedding section shows FlakyFile.swift as it is")
+    }
 }
