@@ -16,6 +16,10 @@ enum FileOptions {
         CounterDeclaration("write_errors", "Writes that failed (the entries are held and retried)."),
         CounterDeclaration("rotations", "Times the file was rotated."),
         CounterDeclaration("flushes", "Writes of buffered entries (one write(2) each)."),
+        CounterDeclaration(
+            "torn_lines_closed",
+            "Times the file, when opened, ended in a partial line (a crash in the middle of a write) and was ended with "
+                + "a newline, so that the next entry starts a line of its own."),
     ]
 }
 

@@ -24,6 +24,8 @@ struct FileWriter: OutputWriter {
     let writeErrors: Counter
     let rotations: Counter
     let flushes: Counter
+    let tornLinesClosed: Counter
+    let logger: Logger
     private var buffer: [UInt8] = []
 
     /// How the driver feeds a file output: write failures hold entries and keep the intake going.
@@ -46,6 +48,8 @@ struct FileWriter: OutputWriter {
         writeErrors = context.counters.counter("write_errors")
         rotations = context.counters.counter("rotations")
         flushes = context.counters.counter("flushes")
+        tornLinesClosed = context.counters.counter("torn_lines_closed")
+        logger = context.logger
     }
 
     var outageMetadata: Logger.Metadata { ["path": "\(file.path)"] }
@@ -59,8 +63,14 @@ struct FileWriter: OutputWriter {
         bytes.removeAll(keepingCapacity: true)
         for batch in group.batches { FileWriter.append(batch, as: format, to: &bytes) }
         do {
-            let rotated = try bytes.withUnsafeBytes { try file.append($0, fsync: fsync) }
-            if rotated > 0 { rotations.add(rotated) }
+            let result = try bytes.withUnsafeBytes { try file.append($0, fsync: fsync) }
+            if result.rotations > 0 { rotations.add(result.rotations) }
+            if result.tornLinesClosed > 0 {
+                tornLinesClosed.add(result.tornLinesClosed)
+                logger.warning(
+                    "the file ended in a partial line (left by a crash?); ended it with a newline first",
+                    metadata: ["path": "\(file.path)"])
+            }
             flushes.add()
             return .written
         } catch {

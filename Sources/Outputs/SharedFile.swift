@@ -28,6 +28,8 @@ final class SharedFile: @unchecked Sendable {
     private(set) var rotation: RotationPolicy?
     private var users = 0
     private(set) var rotations = 0
+    /// Partial last lines found when the file was opened (a crash during a write), closed with a newline.
+    private var tornLinesClosed = 0
 
     fileprivate init(path: String) {
         self.path = path
@@ -45,12 +47,33 @@ final class SharedFile: @unchecked Sendable {
         fstat(opened, &status)
         descriptor = opened
         size = Int(status.st_size)
+        if size > 0 && (status.st_mode & S_IFMT) == S_IFREG && !endsWithNewline() {
+            // The file ends in a partial line (a crash in the middle of a write): end it, so that the next entry
+            // is not glued to it.
+            var newline: UInt8 = 0x0A
+            guard write(opened, &newline, 1) == 1 else {
+                throw StageError("cannot write to '\(path)': \(FileDescriptorWriter.describe(errno))")
+            }
+            size += 1
+            tornLinesClosed += 1
+        }
+    }
+
+    /// Whether the regular file at `path` ends in a newline (or cannot be read back, which is taken as yes).
+    private func endsWithNewline() -> Bool {
+        let reader = open(path, O_RDONLY | O_CLOEXEC)
+        guard reader >= 0 else { return true }
+        defer { close(reader) }
+        var last: UInt8 = 0x0A
+        return pread(reader, &last, 1, off_t(size - 1)) != 1 || last == 0x0A
     }
 
     /// Writes whole lines (each ending in LF), rotating between lines when the policy says so.
-    /// Returns the number of rotations done. Throws when the file cannot be opened or written.
-    func append(_ bytes: UnsafeRawBufferPointer, fsync sync: Bool) throws -> Int {
+    /// Returns the number of rotations done and of partial last lines that opening the file found and ended with a
+    /// newline. Throws when the file cannot be opened or written.
+    func append(_ bytes: UnsafeRawBufferPointer, fsync sync: Bool) throws -> (rotations: Int, tornLinesClosed: Int) {
         try lock.withLock { _ in
+            let tornBefore = tornLinesClosed
             try openIfNeeded()
             var rotated = 0
             var offset = 0
@@ -94,7 +117,7 @@ final class SharedFile: @unchecked Sendable {
                 throw StageError("cannot fsync '\(path)': \(FileDescriptorWriter.describe(errno))")
             }
             rotations += rotated
-            return rotated
+            return (rotated, tornLinesClosed - tornBefore)
         }
     }
 

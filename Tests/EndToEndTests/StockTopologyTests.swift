@@ -61,6 +61,28 @@ struct StockTopologyTests {
         #expect(deadLetters.count == 10_000 - valid.count)
     }
 
+    @Test func stock_afterACrashLeftAPartialLineInServerLog_theNextEntryStartsALineOfItsOwn() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logs = directory.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let serverLog = logs.appendingPathComponent("server.log")
+        let torn = #"{"timestamp":"2026-11-22T10:00:00Z","sequence":1,"app":"web","le"#
+        try Data((seedEntry(sequence: 0, level: "INFO") + "\n" + torn).utf8).write(to: serverLog)
+        let (routerd, port) = try startStock(directory)
+        try UDPClient().send((2...6).map { seedEntry(sequence: $0, level: "INFO") }, port: port)
+        // SIGTERM at once: the drain writes what the kernel already accepted.
+        #expect(try routerd.terminate() == 0)
+        let lines = fileLines(serverLog)
+        #expect(lines.count == 7)
+        #expect(lines.first == seedEntry(sequence: 0, level: "INFO"))
+        #expect(lines.dropFirst().first == torn)
+        #expect(lines.dropFirst(2).compactMap(sequenceOf) == [2, 3, 4, 5, 6])
+        let warning = try #require(
+            routerd.logs("the file ended in a partial line (left by a crash?); ended it with a newline first").first)
+        #expect(warning["stage"] as? String == "server_log")
+    }
+
     @Test func stock_errorIsOnDiskAndAckedBeforeEarlierBufferedEntriesAreFlushed() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -114,6 +114,33 @@ private func numbered(_ number: Int) -> String {
 
 @Suite("file outputs")
 struct FileOutputTests {
+    @Test(arguments: ["rotating_file", "file"])
+    func fileOutput_whenTheFileEndsInAPartialLine_endsItFirstSoTheNextEntryIsALineOfItsOwn(_ type: String) throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("server.log")
+        // What a crash in the middle of a write leaves: a whole line, then part of one.
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("{\"whole\":1}\n{\"torn\":".utf8)))
+        let stageType: any OutputStage.Type = type == "file" ? FileOutput.self : RotatingFileOutput.self
+        var options: [String: OptionValue] = ["path": .string(path)]
+        if type == "rotating_file" { options["flush_count"] = .integer(1) }
+        let output = try RunningOutput(stageType, name: "server_log", options: options)
+        #expect(pushTracked(["one", "two"], to: output).wait() == .written(outputs: 1))
+        output.finish()
+        #expect(lines(of: path) == [#"{"whole":1}"#, #"{"torn":"#, "one", "two"])
+        #expect(output.counters.value("torn_lines_closed") == 1)
+    }
+
+    @Test func fileOutput_whenTheFileEndsInANewline_addsNothing() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("server.log")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("{\"whole\":1}\n".utf8)))
+        let output = try RunningOutput(FileOutput.self, name: "server_log", options: ["path": .string(path)])
+        #expect(pushTracked(["one"], to: output).wait() == .written(outputs: 1))
+        output.finish()
+        #expect(lines(of: path) == [#"{"whole":1}"#, "one"])
+        #expect(output.counters.value("torn_lines_closed") == 0)
+    }
+
     @Test func rotatingFile_flushesWhenFlushCountEntriesAreBuffered() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("server.log")
