@@ -151,6 +151,9 @@ public final class Router: Sendable {
         guard proceed else { return }
         observer.markDraining()
         let (inputThreads, outputThreads) = threads.withLock { $0 }
+        // Inputs blocked on a full queue must be able to emit what they received and stop: the queues take it
+        // all now, and each output's drain_timeout bounds how long it tries to write it.
+        for node in nodes { node.queue?.beginShutdown() }
         for node in nodes { (node.stage as? any InputStage)?.requestStop() }
         for thread in inputThreads { thread.join() }
         logger.info(

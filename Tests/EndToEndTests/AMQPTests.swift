@@ -377,6 +377,44 @@ struct AMQPTests {
         #expect((gaveUp["error"] as? String)?.contains("Connection refused") == true, "\(gaveUp)")
     }
 
+    @Test func amqp_whenTheQueueIsFullAtShutdown_givesUpAfterDrainTimeoutLikeWhenItIsNot() throws {
+        let closedPort = try freeTCPPort()
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The broker is away and the queue holds 5: the input blocks on it, with the rest still to emit.
+        let routerd = try RouterdProcess(
+            config: """
+                inputs:
+                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+                outputs:
+                  to_broker:
+                    type: amqp
+                    inputs: [udp_in]
+                    url: "amqp://routerd:pw@127.0.0.1:\(closedPort)/"
+                    queue: nowhere
+                    queue_max_events: 5
+                    drain_timeout: 1s
+                    reconnect_backoff_max: 200ms
+                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
+                """, directory: directory)
+        let udpPort = try routerd.listeningPort(stage: "udp_in")
+        let client = try UDPClient()
+        for sequence in 1...40 {
+            client.send(seedEntry(sequence: sequence, level: "INFO"), port: udpPort)
+            usleep(1000)
+        }
+        try waitUntil("the amqp output's queue to be full") { () -> Bool? in
+            try Self.counters(routerd, stage: "to_broker")["events_in"] as? Int ?? 0 >= 5 ? true : nil
+        }
+        let started = Date()
+        #expect(try routerd.terminate(timeout: 20) == 0)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(!routerd.logs("inputs stopped; draining outputs").isEmpty)
+        let lost = try routerd.waitForLog("stopped with entries that could not be published")
+        #expect(lost.first?["events_lost"] as? String == "40", "every entry the input had received, counted")
+        #expect(routerd.logs("shutdown timed out; exiting with events still queued").isEmpty)
+    }
+
     @Test func amqp_whenAnAckFilterIsUpstream_theSenderIsAckedOnlyAfterTheBrokerConfirmed() throws {
         let node = try RabbitMQNode.shared()
         let queue = RabbitMQNode.queueName("acked")

@@ -73,7 +73,7 @@ public final class OutputQueue: @unchecked Sendable {
         lock.lock()
         // A batch larger than the whole queue is still accepted once the queue is empty, so it cannot wait forever.
         while state.pointee.events > 0 && state.pointee.events + batch.count > capacity
-            && whenFull == .block && !state.pointee.closed && !state.pointee.failed
+            && whenFull == .block && !state.pointee.closed && !state.pointee.failed && !state.pointee.shuttingDown
         {
             // A consumer waiting for more than fits would never be woken: hand it what there is.
             if state.pointee.consumerWaiting {
@@ -84,7 +84,9 @@ public final class OutputQueue: @unchecked Sendable {
             lock.wait(OutputQueue.producers)
             state.pointee.waitingProducers -= 1
         }
-        let full = state.pointee.events > 0 && state.pointee.events + batch.count > capacity
+        let full =
+            state.pointee.events > 0 && state.pointee.events + batch.count > capacity
+            && !(whenFull == .block && state.pointee.shuttingDown)
         if state.pointee.failed || state.pointee.closed || full {
             let reason = full && !state.pointee.failed && !state.pointee.closed ? "queue_full" : "output_failed"
             lock.unlock()
@@ -169,6 +171,17 @@ public final class OutputQueue: @unchecked Sendable {
         return state.pointee.closed
     }
 
+    /// Shutdown has begun: under `block`, a push no longer waits for room, so that an input blocked on this full
+    /// queue can emit what it has already received and stop. The queue may then hold more than ``capacity`` (at
+    /// most what the inputs had received) until the output has written it, or given up on it after its
+    /// `drain_timeout` and counted it as dropped.
+    public func beginShutdown() {
+        lock.withLock {
+            state.pointee.shuttingDown = true
+            lock.broadcast(OutputQueue.producers)
+        }
+    }
+
     /// No more pushes will come: the output drains what is queued, then sees ``Take/closed``.
     public func close() {
         lock.withLock {
@@ -205,6 +218,7 @@ private struct QueueState {
     var events = 0
     var closed = false
     var failed = false
+    var shuttingDown = false
     var consumerWaiting = false
     var consumerThreshold = 1
     var waitingProducers = 0
