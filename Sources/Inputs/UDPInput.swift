@@ -115,6 +115,9 @@ public final class UDPInput: InputStage {
     private let oneWay: Bool
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// Wakes the kernel-drop reader when the receive loops are done.
+    private let dropsWake = ConditionLock()
+    private let dropsDone = Atomic<Bool>(false)
     private let batchWaitMicros: UInt32
     private let requestedReceiveBuffer: Int
     private let workerCount: Int
@@ -168,8 +171,37 @@ public final class UDPInput: InputStage {
             try thread.start()
             helpers.append(thread)
         }
+        // Kernel drops are read on a clock of their own, so that they show (in kernel_drops and /health) while a
+        // receive loop waits on a full output queue, which is exactly when the kernel drops.
+        let dropReader = WorkerThread(name: "udp-drops") { [self] in self.readKernelDrops() }
+        try dropReader.start()
         if let first = sockets.first { receiveLoop(first, emitter) }
         for thread in helpers { thread.join() }
+        dropsWake.withLock {
+            dropsDone.store(true, ordering: .releasing)
+            dropsWake.broadcast()
+        }
+        dropReader.join()
+    }
+
+    /// Adds what the kernel dropped for these sockets to `kernel_drops`, every 250 ms until the receive loops are
+    /// done, and once more then.
+    private func readKernelDrops() {
+        var last = sockets.map { $0.kernelDrops ?? 0 }
+        while true {
+            let finished = dropsDone.load(ordering: .acquiring)
+            for (index, socket) in sockets.enumerated() {
+                guard let drops = socket.kernelDrops, drops > last[index] else { continue }
+                kernelDrops.add(drops - last[index])
+                last[index] = drops
+            }
+            if finished { return }
+            dropsWake.withLock {
+                if !dropsDone.load(ordering: .acquiring) {
+                    _ = dropsWake.wait(0, untilMonotonicNanos: monotonicNanos() + 250_000_000)
+                }
+            }
+        }
     }
 
     private func announce(_ first: UDPSocket) {
@@ -209,8 +241,6 @@ public final class UDPInput: InputStage {
                     truncated: 0))
         }
         let replyChannel: (any ReplyChannel)? = oneWay ? nil : socket
-        var lastDrops = socket.kernelDrops ?? 0
-        var lastDropCheck = monotonicNanos()
         var draining = false
         while true {
             let flags = draining ? Int32(MSG_DONTWAIT) : routerd_msg_waitforone()
@@ -226,14 +256,6 @@ public final class UDPInput: InputStage {
                     receiveErrors.add()
                     logger.error("receive failed", metadata: ["error": "\(FileDescriptorWriter.describe(code))"])
                     usleep(10_000)
-                }
-            }
-            let now = monotonicNanos()
-            if now - lastDropCheck > 500_000_000 || (received <= 0 && stopping.load(ordering: .relaxed)) {
-                lastDropCheck = now
-                if let drops = socket.kernelDrops, drops > lastDrops {
-                    kernelDrops.add(drops - lastDrops)
-                    lastDrops = drops
                 }
             }
             if draining {

@@ -198,4 +198,40 @@ struct CoreEndToEndTests {
         let exitLine = try #require(routerd.logs("shutdown timed out; exiting with events still queued").first)
         #expect(exitLine["events_not_written"] as? String == "1")
     }
+
+    @Test func kernelDrops_whileTheInputWaitsOnAFullQueue_showInStatsAndHealth() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The output cannot write (a FIFO nobody reads) and its queue holds 5: the input waits on it, the socket's
+        // small buffer fills, and the kernel drops the rest.
+        let fifo = directory.appendingPathComponent("stuck.fifo").path
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let routerd = try RouterdProcess(
+            config: """
+                inputs:
+                  udp_in: { type: udp, address: 127.0.0.1, port: 0, receive_buffer_bytes: 4096 }
+                outputs:
+                  stuck: { type: file, inputs: [udp_in], path: \(fifo), queue_max_events: 5 }
+                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0, when_full: drop_newest }
+                """, directory: directory)
+        defer {
+            kill(routerd.process.processIdentifier, SIGKILL)
+            _ = try? routerd.waitForExit(timeout: 10)
+        }
+        let udpPort = try routerd.listeningPort(stage: "udp_in")
+        let httpPort = try routerd.listeningPort(stage: "stats")
+        try UDPClient().send((1...2000).map { seedEntry(sequence: $0, level: "INFO") }, port: udpPort)
+        let drops = try waitUntil("kernel_drops to show while the input waits", timeout: 5) { () -> Int? in
+            let stages = try httpGet(port: httpPort, "/stats").json()["stages"] as? [[String: Any]] ?? []
+            let udp = stages.first { $0["name"] as? String == "udp_in" }?["counters"] as? [String: Any]
+            let value = udp?["kernel_drops"] as? Int ?? 0
+            return value > 0 ? value : nil
+        }
+        #expect(drops > 0)
+        let health = try waitUntil("/health to name the kernel's drops", timeout: 5) { () -> [String]? in
+            let reasons = try httpGet(port: httpPort, "/health").json()["reasons"] as? [String] ?? []
+            return reasons.contains { $0.hasPrefix("inputs.udp_in: the kernel dropped ") } ? reasons : nil
+        }
+        #expect(!health.isEmpty)
+    }
 }
