@@ -343,24 +343,29 @@ struct AMQPTests {
         #expect(retried >= 30 && sequences.count - 30 <= retried, "\(sequences.count) lines, \(retried) retried")
     }
 
+    /// udp -> amqp to a port nothing listens on (with `output` among its options), and a dashboard.
+    static func awayBrokerConfig(port: UInt16, output: String = "") -> String {
+        """
+        inputs:
+          udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+        outputs:
+          to_broker:
+            type: amqp
+            inputs: [udp_in]
+            url: "amqp://routerd:pw@127.0.0.1:\(port)/"
+            queue: nowhere
+            drain_timeout: 1s
+            reconnect_backoff_max: 200ms
+            \(output)
+          stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
+        """
+    }
+
     @Test func amqp_whenTheBrokerIsAwayAtShutdown_givesUpAfterDrainTimeoutAndCountsTheLoss() throws {
         let closedPort = try freeTCPPort()
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let routerd = try RouterdProcess(
-            config: """
-                inputs:
-                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
-                outputs:
-                  to_broker:
-                    type: amqp
-                    inputs: [udp_in]
-                    url: "amqp://routerd:pw@127.0.0.1:\(closedPort)/"
-                    queue: nowhere
-                    drain_timeout: 1s
-                    reconnect_backoff_max: 200ms
-                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
-                """, directory: directory)
+        let routerd = try RouterdProcess(config: Self.awayBrokerConfig(port: closedPort), directory: directory)
         let udpPort = try routerd.listeningPort(stage: "udp_in")
         try UDPClient().send((1...25).map { seedEntry(sequence: $0, level: "INFO") }, port: udpPort)
         try waitUntil("the amqp output to hold 25 entries") { () -> Bool? in
@@ -383,20 +388,7 @@ struct AMQPTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         // The broker is away and the queue holds 5: the input blocks on it, with the rest still to emit.
         let routerd = try RouterdProcess(
-            config: """
-                inputs:
-                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
-                outputs:
-                  to_broker:
-                    type: amqp
-                    inputs: [udp_in]
-                    url: "amqp://routerd:pw@127.0.0.1:\(closedPort)/"
-                    queue: nowhere
-                    queue_max_events: 5
-                    drain_timeout: 1s
-                    reconnect_backoff_max: 200ms
-                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
-                """, directory: directory)
+            config: Self.awayBrokerConfig(port: closedPort, output: "queue_max_events: 5"), directory: directory)
         let udpPort = try routerd.listeningPort(stage: "udp_in")
         let client = try UDPClient()
         for sequence in 1...40 {
