@@ -410,8 +410,8 @@ enum AMQPExample {
         let deadline = monotonicNanos() + 10_000_000_000
         var confirmed: UInt64 = 0
         while confirmed < last && monotonicNanos() < deadline {
-            if case .ack(let tag, let multiple)? = try connection.poll(timeout: .milliseconds(100)) {
-                _ = multiple
+            // Tags rise: a single ack or a multiple one, the highest tag seen is how far confirms reached.
+            if case .ack(let tag, _)? = try connection.poll(timeout: .milliseconds(100)) {
                 confirmed = max(confirmed, tag)
             }
         }

@@ -1,3 +1,4 @@
+import Logging
 public import RouterCore
 
 /// `postgres`: inserts each batch into a PostgreSQL table with one statement; rows the database refuses go to the
@@ -126,13 +127,14 @@ public final class PostgresOutput: OutputStage {
 
     /// Inserts up to `batch_max_events` rows per statement; while the database is away, entries wait in the queue.
     public var traits: OutputTraits {
-        OutputTraits(
+        // Whether the connect, the connection or a statement failed, users see one outage of the database.
+        let unavailable: Logger.Message = "database unavailable; holding entries and retrying"
+        let available: Logger.Message = "database available again"
+        return OutputTraits(
             maxGroupEvents: settings.batchMaxEvents,
             wording: OutageWording(
-                cannotOpen: "database unavailable; holding entries and retrying",
-                lost: "database unavailable; holding entries and retrying",
-                refused: "database unavailable; holding entries and retrying", reopened: "database available again",
-                accepted: "database available again",
+                cannotOpen: unavailable, lost: unavailable, refused: unavailable, reopened: available,
+                accepted: available,
                 givingUp: "giving up on the database: shutting down and it is still unavailable",
                 stoppedWithLosses: "stopped with entries that could not be inserted",
                 unavailableReason: "database_unavailable"))

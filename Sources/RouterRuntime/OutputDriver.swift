@@ -464,16 +464,10 @@ public struct OutputDriver<Writer: OutputWriter> {
                 "error": "\(error)", "drain_timeout": "\(Units.formatDuration(.nanoseconds(drainTimeoutNanos)))",
             ]))
         let reason = "not written: still unavailable at shutdown (\(error))"
-        var batches = unsent + toWrite.flatMap(\.batches) + pending.flatMap(\.group.batches)
+        var batches = takeAllHeld()
         while case .batches(let more) = queue.take(maxEvents: Int.max, minEvents: 1, timeout: .zero) {
             batches += more
         }
-        unsent.removeAll()
-        unsentEvents = 0
-        toWrite.removeAll()
-        toWriteEvents = 0
-        pending.removeAll()
-        pendingEvents = 0
         var count = 0
         for batch in batches {
             count += batch.count
@@ -489,17 +483,23 @@ public struct OutputDriver<Writer: OutputWriter> {
         guard let stageError = error as? StageError,
             stageError.code == .stopped || stageError.code == .internalError
         else { return }
-        let batches = unsent + toWrite.flatMap(\.batches) + pending.flatMap(\.group.batches)
+        let batches = takeAllHeld()
         let count = batches.reduce(0) { $0 + $1.count }
         context.counters.dropped(count, reason: "output_failed")
         for batch in batches { batch.settle(.failed("output stopped: \(stageError)")) }
+        throw stageError
+    }
+
+    /// Every batch the driver holds (buffered, to write, pending), oldest first, leaving it holding none.
+    private mutating func takeAllHeld() -> [Batch] {
+        let batches = unsent + toWrite.flatMap(\.batches) + pending.flatMap(\.group.batches)
         unsent.removeAll()
         unsentEvents = 0
         toWrite.removeAll()
         toWriteEvents = 0
         pending.removeAll()
         pendingEvents = 0
-        throw stageError
+        return batches
     }
 
     private func metadata(_ extra: Logger.Metadata) -> Logger.Metadata {

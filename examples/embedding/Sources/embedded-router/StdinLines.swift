@@ -1,5 +1,6 @@
 import Glibc
 import Router
+import Synchronization
 
 /// A custom input: one entry per line of standard input, read until end of file, emitted in batches.
 final class StdinLines: InputStage {
@@ -13,7 +14,7 @@ final class StdinLines: InputStage {
             send: { _, _ in throw StageError("stdin_lines reads this process's standard input") }))
 
     private let batchSize: Int
-    private let stopping = Stopping()
+    private let stopping = Atomic<Bool>(false)
 
     init(context: StageContext) throws {
         batchSize = try context.options.value(Self.batchSize)
@@ -23,7 +24,7 @@ final class StdinLines: InputStage {
         var pending: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         var batch = Batch()
-        while !stopping.isSet {
+        while !stopping.load(ordering: .acquiring) {
             // Wake every 100 ms to notice a stop; read what has arrived.
             var descriptor = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, 100) > 0 else {
@@ -48,26 +49,5 @@ final class StdinLines: InputStage {
         emitter.emit(batch)
     }
 
-    func requestStop() { stopping.set() }
-}
-
-/// A flag another thread sets.
-final class Stopping: @unchecked Sendable {
-    // Safe to share: only touched with `lock` held.
-    private var value = false
-    private var lock = pthread_mutex_t()
-
-    init() { pthread_mutex_init(&lock, nil) }
-
-    var isSet: Bool {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return value
-    }
-
-    func set() {
-        pthread_mutex_lock(&lock)
-        value = true
-        pthread_mutex_unlock(&lock)
-    }
+    func requestStop() { stopping.store(true, ordering: .releasing) }
 }
