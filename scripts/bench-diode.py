@@ -6,7 +6,7 @@ temporary directories on loopback. For each rate it starts fresh examples/diode-
 examples/diode-store.yaml routers (their own queue and database), sends BENCH_TOTAL signed seed messages
 (200,000 by default) with `routerd send --format diode --rate R`, and waits until PostgreSQL holds them all (or
 nothing new arrives for 30 s). It reports how long the last row took, the CPU time and peak RSS of each router,
-the CPU time of the broker and the database, and checks with SQL that every client_id sent is stored exactly once.
+the CPU time of the broker and the database, and checks with SQL that every message sent (its numbered text) is stored exactly once.
 
 Everything shares the machine: on 2 cores the broker (persistent messages with publisher confirms) and the
 database are the larger part of the CPU. It builds nothing: `make bench-diode` builds the release binary first.
@@ -222,7 +222,7 @@ def bench_rate(args, servers, rate, index):
         started = time.monotonic()
         sender = subprocess.Popen(
             [args.binary, "send", "--format", "diode", "--secret", SECRET, "--port", str(udp_port),
-             "--count", str(args.total), "--rate", str(rate), "--app", "bench"],
+             "--count", str(args.total), "--rate", str(rate), "--client-id", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         count, last_change, sent_at = 0, time.monotonic(), None
         while True:
@@ -246,9 +246,10 @@ def bench_rate(args, servers, rate, index):
         ingest_stats, store_stats = read_stats(ingest_dashboard), read_stats(store_dashboard)
         rows, distinct, foreign = (int(value) for value in servers.psql(
             database_url,
-            "SELECT count(*), count(DISTINCT client_id), "
-            f"count(*) FILTER (WHERE client_id !~ '^bench-[0-9]+$' OR substr(client_id, 7)::bigint "
-            f"NOT BETWEEN 1 AND {args.total}) FROM udp_messages").split("|"))
+            # The seed client's texts, "This is being sent via the UDP protocol. #<n>", n from 1.
+            "SELECT count(*), count(DISTINCT text), "
+            "count(*) FILTER (WHERE client_id::text <> '1' OR text !~ '^This is being sent via the UDP protocol\\. #[0-9]+$' "
+            f"OR substring(text from '#([0-9]+)$')::bigint NOT BETWEEN 1 AND {args.total}) FROM udp_messages").split("|"))
     finally:
         ingest_code, store_code = ingest.stop(), store.stop()
         if not args.keep:
@@ -261,7 +262,7 @@ def bench_rate(args, servers, rate, index):
         "last_row_seconds": round(stored_at - started, 3),
         "stored_per_second": round(count / (stored_at - started)) if stored_at > started else None,
         "rows": rows,
-        "distinct_client_ids": distinct,
+        "distinct_messages": distinct,
         "unexpected_rows": foreign,
         "lost": args.total - distinct,
         "copies": rows - distinct,
@@ -287,7 +288,7 @@ def format_table(rows):
         rss = f"{row['ingest_rss_mib']} / {row['store_rss_mib']}"
         lines.append(
             f"| {row['offered_per_second']:>9,} | {row['stored_per_second'] or 0:>8,} | {row['last_row_seconds']:>10} "
-            f"| {row['sent']:>7,} | {row['distinct_client_ids']:>7,} | {row['lost']:>4} | {row['copies']:>6} "
+            f"| {row['sent']:>7,} | {row['distinct_messages']:>7,} | {row['lost']:>4} | {row['copies']:>6} "
             f"| {row['ingest_cpu_s_per_100k']:>12} | {row['store_cpu_s_per_100k']:>11} "
             f"| {row['broker_cpu_s_per_100k']:>12} | {row['database_cpu_s_per_100k']:>8} | {rss:>18} |")
     return "\n".join(lines)
@@ -313,7 +314,7 @@ def main():
             print(f"rate {rate:,}/s: {args.total:,} signed messages ...", file=sys.stderr)
             row = bench_rate(args, servers, rate, index)
             rows.append(row)
-            print(f"  stored {row['distinct_client_ids']:,} in {row['last_row_seconds']} s, lost {row['lost']}, "
+            print(f"  stored {row['distinct_messages']:,} in {row['last_row_seconds']} s, lost {row['lost']}, "
                   f"copies {row['copies']}", file=sys.stderr)
     finally:
         servers.stop()

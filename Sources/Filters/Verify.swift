@@ -4,8 +4,9 @@ import RouterSupport
 /// `verify`: passes entries whose JWT and checksum hold, as the data-diode seed's receiver checks them; the rest go
 /// to `rejected` with a reason and a detail.
 ///
-/// The token (field `token`) must be an HS256 JWT signed with `secret`, whose `iss` is `issuer`, whose `exp` has
-/// not passed and whose `nbf`/`iat` (when present) have, each with `leeway`. The checksum (field `checksum`) must
+/// The token (field `token`) must be an HS256 JWT signed with `secret` whose claims pass the checks of the seed's
+/// `jwt.decode(token, key, algorithms=["HS256"])` (PyJWT): `iat`, `nbf` and `exp` when present, no audience, and,
+/// when the options ask for them, an issuer, an audience, required claims and a leeway. The checksum (field `checksum`) must
 /// be the MD5 hex digest of the entry without that field, written as Python's `json.dumps(entry, sort_keys=True)`.
 /// "Now" is the batch's receive time. Each entry is parsed once; the parser accepts what Python's `json.loads`
 /// accepts (see ``JSONDocument``) and never traps on any byte string.
@@ -13,7 +14,7 @@ public final class Verify: FilterStage {
     /// The reasons an entry is refused, in the order of the `rejected{reason}` counter.
     public static let reasons = [
         "not_json", "missing_token", "malformed_token", "bad_signature", "expired", "not_yet_valid", "wrong_issuer",
-        "missing_checksum", "bad_checksum",
+        "wrong_audience", "missing_checksum", "bad_checksum",
     ]
 
     /// The `verify` declaration.
@@ -24,6 +25,8 @@ public final class Verify: FilterStage {
         options: [
             secret,
             issuer,
+            audience,
+            require,
             leeway,
             tokenField,
             checksum,
@@ -33,7 +36,8 @@ public final class Verify: FilterStage {
             PortDeclaration(
                 "rejected",
                 "Entries refused, each with its reason (not_json, missing_token, malformed_token, bad_signature, "
-                    + "expired, not_yet_valid, wrong_issuer, missing_checksum, bad_checksum) and a detail.")
+                    + "expired, not_yet_valid, wrong_issuer, wrong_audience, missing_checksum, bad_checksum) and a detail."
+            )
         ],
         counters: [CounterDeclaration("rejected", label: "reason", values: reasons, "Entries refused, by reason.")],
         example: StageExample(#"secret: "${SECRET_KEY:-an example key that is at least 32 bytes}""#),
@@ -49,6 +53,15 @@ public final class Verify: FilterStage {
             if token == checksum && (try? options.value(Verify.checksum)) != false {
                 problems.append("'token_field' and 'checksum_field' are both '\(token)'")
             }
+            if (try? options.value(Verify.issuer))??.isEmpty == true {
+                problems.append("'issuer' is empty: leave it out to check no issuer")
+            }
+            if (try? options.value(Verify.audience))??.isEmpty == true {
+                problems.append("'audience' is empty: leave it out to refuse tokens that name an audience")
+            }
+            if ((try? options.value(Verify.require)) ?? []).contains(where: \.isEmpty) {
+                problems.append("'require' lists an empty claim name")
+            }
             return problems
         }
     )
@@ -60,17 +73,35 @@ public final class Verify: FilterStage {
                 + "refused; one shorter than 32 bytes is accepted with a warning in the log. Every token signed "
                 + "with another key is rejected as bad_signature."))
 
-    static let issuer = StageOption<String>(
+    static let issuer = StageOption<String?>(
         OptionDeclaration(
-            "issuer", .string, .defaultValue(.string("udp_client")),
-            "The `iss` claim every token must carry, exactly; any other, or none, is rejected as wrong_issuer."))
+            "issuer", .string, .optional,
+            "The `iss` claim every token must carry, exactly; any other, or none, is rejected as wrong_issuer. "
+                + "Unset (the default), `iss` is not checked, as the seed's receiver passes no issuer to "
+                + "`jwt.decode`; the seed's client signs with `udp_client`, so `issuer: udp_client` refuses tokens "
+                + "made by anyone else who holds the key."))
+
+    static let audience = StageOption<String?>(
+        OptionDeclaration(
+            "audience", .string, .optional,
+            "The audience (`aud`) tokens must name, as PyJWT's `audience`: `aud` is it, or a list that holds it. "
+                + "Unset (the default), a token that names any audience is rejected as wrong_audience, as PyJWT "
+                + "does."))
+
+    static let require = StageOption<[String]>(
+        OptionDeclaration(
+            "require", .list(.string), .defaultValue(.list([])),
+            "Claims every token must carry, not null (PyJWT's `options={\"require\": [...]}`), e.g. `[exp, iss]`; "
+                + "a token without one is rejected as malformed_token (wrong_issuer for `iss` with `issuer` set). "
+                + "Empty (the default), as the seed: a token without `exp` never expires."))
 
     static let leeway = StageOption<Duration>(
         OptionDeclaration(
-            "leeway", .duration(.zero...(.seconds(300))), .defaultValue(.duration(.seconds(5))),
-            "Clock skew allowed between senders and routerd: a token is expired once `exp` + leeway has passed, "
-                + "and not yet valid while `nbf` or `iat` - leeway is still ahead of the receive time. A larger "
-                + "value lets a captured message be replayed for longer."))
+            "leeway", .duration(.zero...(.seconds(300))), .defaultValue(.duration(.zero)),
+            "Clock skew allowed between senders and routerd (PyJWT's `leeway`): a token is expired once `exp` + "
+                + "leeway is not after the arrival time, and not yet valid while `nbf` or `iat` is after the arrival "
+                + "time + leeway. 0 (the default) as the seed; a larger value lets a captured message be replayed "
+                + "for longer."))
 
     static let tokenField = StageOption<String>(
         OptionDeclaration(
@@ -93,7 +124,7 @@ public final class Verify: FilterStage {
     public static let rejectedPort = 1
 
     private enum Refusal: Int {
-        case notJSON, missingToken, malformedToken, badSignature, expired, notYetValid, wrongIssuer
+        case notJSON, missingToken, malformedToken, badSignature, expired, notYetValid, wrongIssuer, wrongAudience
         case missingChecksum, badChecksum
     }
 
@@ -123,8 +154,10 @@ public final class Verify: FilterStage {
         }
         let leeway = try options.value(Verify.leeway)
         checker = HS256Token(
-            secret: Array(secret.utf8), issuer: try options.value(Verify.issuer),
-            leewaySeconds: Double(leeway.nanoseconds) / 1e9)
+            secret: Array(secret.utf8),
+            rules: HS256Token.Rules(
+                issuer: try options.value(Verify.issuer), audience: try options.value(Verify.audience),
+                required: try options.value(Verify.require), leewaySeconds: Double(leeway.nanoseconds) / 1e9))
         tokenFieldName = try options.value(Verify.tokenField)
         tokenField = Array(tokenFieldName.utf8)
         checksumFieldName = try options.value(Verify.checksumField)
@@ -187,6 +220,17 @@ public final class Verify: FilterStage {
         guard let token = document.member(tokenField, in: entry) else {
             return Rejection(refusal: .missingToken, detail: "no '\(tokenFieldName)' field")
         }
+        if HS256Token.isFalsy(at: token, document, entry) {
+            // The seed's receiver refuses a token that Python finds false (`if not token`) before decoding it.
+            let shown: String
+            switch document.kind(at: token) {
+            case .null: shown = "null"
+            case .false: shown = "false"
+            case .integer, .float: shown = "0"
+            default: shown = "empty"
+            }
+            return Rejection(refusal: .missingToken, detail: "'\(tokenFieldName)' is \(shown)")
+        }
         guard let tokenBytes = stringBytes(at: token, document, entry, &text) else {
             let kind = document.kind(at: token).map(Verify.name(of:)) ?? "value"
             return Rejection(refusal: .malformedToken, detail: "'\(tokenFieldName)' is a \(kind), not a string")
@@ -205,6 +249,7 @@ public final class Verify: FilterStage {
         case .expired(let detail): return Rejection(refusal: .expired, detail: detail)
         case .notYetValid(let detail): return Rejection(refusal: .notYetValid, detail: detail)
         case .wrongIssuer(let detail): return Rejection(refusal: .wrongIssuer, detail: detail)
+        case .wrongAudience(let detail): return Rejection(refusal: .wrongAudience, detail: detail)
         }
 
         guard let checksumField else { return nil }

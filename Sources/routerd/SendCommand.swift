@@ -22,10 +22,11 @@ struct SendCommand: ParsableCommand {
             ERROR entries not acknowledged within --ack-timeout are sent again, up to --retries times, the wait \
             doubling each time. Exits 1 when an ERROR entry is still not acknowledged (or was refused) at the end.
 
-            With --format diode, sends the data-diode seed's messages instead: {"client_id", "text", "token", \
-            "checksum"}, the token an HS256 JWT (iss udp_client, 30 s lifetime) signed with --secret or SECRET_KEY, \
-            the checksum the MD5 of the message as Python's json.dumps(..., sort_keys=True) writes it. --file lines \
-            become the texts. --tamper spoils every message one way, to see a `verify` filter reject them. Nothing \
+            With --format diode, sends the data-diode seed's messages instead, byte for byte as the seed's client \
+            makes them: {"client_id": <--client-id, an integer>, "text": "This is being sent via the UDP \
+            protocol. #<n>", "token", "checksum"}, the token an HS256 JWT {"iss": "udp_client", "iat", "exp": \
+            iat + 30} signed with --secret or SECRET_KEY, the checksum the MD5 of the message as Python's \
+            json.dumps(..., sort_keys=True) writes it. --file lines become the texts. --tamper spoils every message one way, to see a `verify` filter reject them. Nothing \
             is acknowledged: the diode is one-way.
             """)
 
@@ -34,8 +35,13 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Number of sample entries to send (ignored with --file).")
     var count: Int = 20
 
-    @Option(help: "The `app` field of sample entries (with --format diode, the prefix of each client_id).")
+    @Option(help: "The `app` field of sample entries.")
     var app: String = "client"
+
+    @Option(
+        name: .customLong("client-id"),
+        help: "The integer `client_id` of every diode message (the seed's client sends 1; its table's column is INT).")
+    var clientID: Int = 1
 
     @Option(
         help: ArgumentHelp(
@@ -161,11 +167,8 @@ struct SendCommand: ParsableCommand {
         if let file {
             texts = try OutgoingEntry.lines(ofFile: file).map { String(decoding: $0.payload, as: UTF8.self) }
         } else {
-            let samples = [
-                "sensor reading 21.5 \u{B0}C", "door 3 opened", "harorat: 22 daraja", "batch \u{2713} complete",
-                "\u{43F}\u{440}\u{438}\u{432}\u{435}\u{442} from the field", "pressure \"nominal\"",
-            ]
-            texts = (0..<count).map { "\(samples[$0 % samples.count]) #\($0 + 1)" }
+            // The seed client's text, its counter from 1.
+            texts = (0..<count).map { "This is being sent via the UDP protocol. #\($0 + 1)" }
         }
         let issuedAt = wallClockNanos() / 1_000_000_000
         return texts.enumerated().map { index, text in
@@ -176,10 +179,10 @@ struct SendCommand: ParsableCommand {
         }
     }
 
-    /// The `index`th diode message (client_id `<app>-<index + 1>`), its token issued at `issuedAt` (seconds).
+    /// A diode message with `text`, its token issued at `issuedAt` (seconds).
     private func diodeMessage(index: Int, text: String, issuedAt: Int64) -> [UInt8] {
         DiodeMessage.make(
-            clientID: "\(app)-\(index + 1)", text: text, secret: Array((diodeSecret ?? "").utf8), issuer: issuer,
+            clientID: clientID, text: text, secret: Array((diodeSecret ?? "").utf8), issuer: issuer,
             issuedAt: issuedAt, tamper: tamper?.tamper)
     }
 

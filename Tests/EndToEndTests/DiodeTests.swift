@@ -48,10 +48,10 @@ struct DiodeTests {
             ingest: ingest, store: store, port: try ingest.listeningPort(stage: "udp_in"), directory: directory)
     }
 
-    /// `routerd send --format diode` to the ingest tier.
-    static func send(_ port: UInt16, count: Int, prefix: String, tamper: String? = nil) throws {
+    /// `routerd send --format diode` to the ingest tier: the seed client's messages, texts numbered from 1.
+    static func send(_ port: UInt16, count: Int, clientID: Int, tamper: String? = nil) throws {
         var arguments = [
-            "send", "--format", "diode", "--port", "\(port)", "--count", "\(count)", "--app", prefix,
+            "send", "--format", "diode", "--port", "\(port)", "--count", "\(count)", "--client-id", "\(clientID)",
         ]
         if let tamper { arguments += ["--tamper", tamper] }
         let result = try runRouterd(arguments, environment: ["SECRET_KEY": secret])
@@ -74,10 +74,10 @@ struct DiodeTests {
         // The source never hears back: an entry the stock config would acknowledge gets no answer here.
         let listener = try UDPClient()
         listener.send(seedEntry(sequence: 1, level: "ERROR"), port: tiers.port)
-        try Self.send(tiers.port, count: 10_000, prefix: "source")
-        try Self.send(tiers.port, count: 5, prefix: "forged", tamper: "signature")
-        try Self.send(tiers.port, count: 4, prefix: "altered", tamper: "checksum")
-        try Self.send(tiers.port, count: 3, prefix: "stale", tamper: "expired")
+        try Self.send(tiers.port, count: 10_000, clientID: 1)
+        try Self.send(tiers.port, count: 5, clientID: 2, tamper: "signature")
+        try Self.send(tiers.port, count: 4, clientID: 3, tamper: "checksum")
+        try Self.send(tiers.port, count: 3, clientID: 4, tamper: "expired")
 
         try waitUntil("10,000 rows in udp_messages", timeout: 120) {
             (try? TestPostgres.count(database, "SELECT count(*) FROM udp_messages")) == 10_000 ? true : nil
@@ -99,16 +99,16 @@ struct DiodeTests {
         #expect(try tiers.store.terminate() == 0)
 
         #expect(try TestPostgres.count(database, "SELECT count(*) FROM udp_messages") == 10_000)
-        #expect(try TestPostgres.count(database, "SELECT count(DISTINCT client_id) FROM udp_messages") == 10_000)
+        #expect(try TestPostgres.count(database, "SELECT count(DISTINCT text) FROM udp_messages") == 10_000)
         #expect(
-            try TestPostgres.count(database, "SELECT count(*) FROM udp_messages WHERE client_id NOT LIKE 'source-%'")
-                == 0, "no tampered message is stored")
+            try TestPostgres.count(database, "SELECT count(*) FROM udp_messages WHERE client_id::text <> '1'") == 0,
+            "no tampered message is stored")
         // Every column holds what the message held, and the entry itself is kept whole.
         #expect(
             try TestPostgres.count(
                 database,
                 """
-                SELECT count(*) FROM udp_messages WHERE client_id = entry->>'client_id' AND text = entry->>'text'
+                SELECT count(*) FROM udp_messages WHERE client_id::text = entry->>'client_id' AND text = entry->>'text'
                   AND token = entry->>'token' AND checksum = entry->>'checksum' AND received_at IS NOT NULL
                   AND length(checksum) = 32
                 """) == 10_000)
@@ -123,12 +123,12 @@ struct DiodeTests {
         let tiers = try Self.start(broker: broker, queue: queue, database: postgres.url)
         defer { try? FileManager.default.removeItem(at: tiers.directory) }
 
-        try Self.send(tiers.port, count: 2_000, prefix: "before")
+        try Self.send(tiers.port, count: 2_000, clientID: 1)
         try waitUntil("2,000 rows", timeout: 60) {
             (try? TestPostgres.count(postgres.url, "SELECT count(*) FROM udp_messages")) == 2_000 ? true : nil
         }
         try postgres.stop()
-        try Self.send(tiers.port, count: 3_000, prefix: "during")
+        try Self.send(tiers.port, count: 3_000, clientID: 2)
         try waitUntil("3,000 messages held in RabbitMQ (rabbitmqctl)", timeout: 60) {
             let depth = try broker.depth(queue)
             return depth.map { $0.ready + $0.unacknowledged } == 3_000 ? true : nil
@@ -147,9 +147,10 @@ struct DiodeTests {
         }
         #expect(try tiers.ingest.terminate() == 0)
         #expect(try tiers.store.terminate() == 0)
-        #expect(try TestPostgres.count(postgres.url, "SELECT count(DISTINCT client_id) FROM udp_messages") == 5_000)
         #expect(
-            try TestPostgres.count(postgres.url, "SELECT count(*) FROM udp_messages WHERE client_id LIKE 'during-%'")
+            try TestPostgres.count(postgres.url, "SELECT count(DISTINCT (client_id, text)) FROM udp_messages") == 5_000)
+        #expect(
+            try TestPostgres.count(postgres.url, "SELECT count(*) FROM udp_messages WHERE client_id::text = '2'")
                 == 3_000)
     }
 }

@@ -11,11 +11,13 @@ struct VerifyEndToEndTests {
         inputs:
           udp_in: { type: udp, address: 127.0.0.1, port: 0 }
         filters:
-          verified: { type: verify, inputs: [udp_in], secret: "${SECRET_KEY:?set SECRET_KEY}" }
+          verified: { type: verify, inputs: [udp_in], secret: "${SECRET_KEY:?set SECRET_KEY}", issuer: udp_client }
         outputs:
           messages: { type: file, inputs: [verified], path: "${LOG_DIR}/messages.log" }
           rejected: { type: file, inputs: [verified.rejected], path: "${LOG_DIR}/rejected.log", format: dead_letter }
         """
+
+    static func seedText(_ counter: Int) -> String { "This is being sent via the UDP protocol. #\(counter)" }
 
     func object(_ line: String) -> [String: Any]? {
         try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
@@ -50,8 +52,9 @@ struct VerifyEndToEndTests {
         let stored = fileLines(logs.appendingPathComponent("messages.log")).compactMap(object)
         #expect(stored.count == 12)
         #expect(stored.allSatisfy { Set($0.keys) == ["client_id", "text", "token", "checksum"] })
-        #expect(Set(stored.compactMap { $0["client_id"] as? String }) == Set((1...12).map { "client-\($0)" }))
-        #expect(stored.contains { ($0["text"] as? String)?.contains("\u{2713}") == true })
+        // The seed client's messages: an integer client_id (1 unless --client-id says otherwise), its text.
+        #expect(stored.allSatisfy { $0["client_id"] as? Int == 1 })
+        #expect(Set(stored.compactMap { $0["text"] as? String }) == Set((1...12).map(Self.seedText)))
 
         let dead = fileLines(logs.appendingPathComponent("rejected.log")).compactMap(object)
         var reasons: [String: Int] = [:]
@@ -72,7 +75,7 @@ struct VerifyEndToEndTests {
         let port = try routerd.listeningPort(stage: "udp_in")
         let started = ContinuousClock.now
         let paced = try runRouterd(
-            ["send", "--format", "diode", "--port", "\(port)", "--count", "150", "--rate", "100", "--app", "paced"],
+            ["send", "--format", "diode", "--port", "\(port)", "--count", "150", "--rate", "100", "--client-id", "5"],
             environment: ["SECRET_KEY": Self.secret])
         let took = ContinuousClock.now - started
         #expect(paced.status == 0, "\(paced.stdout)\(paced.stderr)")
@@ -82,10 +85,11 @@ struct VerifyEndToEndTests {
         #expect(try routerd.terminate() == 0)
 
         let stored = fileLines(logs.appendingPathComponent("messages.log")).compactMap(object)
-        #expect(Set(stored.compactMap { $0["client_id"] as? String }) == Set((1...150).map { "paced-\($0)" }))
+        #expect(stored.allSatisfy { $0["client_id"] as? Int == 5 })
+        #expect(Set(stored.compactMap { $0["text"] as? String }) == Set((1...150).map(Self.seedText)))
         // Each token is signed when its message goes: the last one's `iat` is later than the first one's.
-        func issuedAt(_ clientID: String) throws -> Int {
-            let entry = try #require(stored.first { $0["client_id"] as? String == clientID })
+        func issuedAt(_ counter: Int) throws -> Int {
+            let entry = try #require(stored.first { $0["text"] as? String == Self.seedText(counter) })
             let token = try #require(entry["token"] as? String)
             var payload = String(token.split(separator: ".")[1])
                 .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
@@ -94,7 +98,7 @@ struct VerifyEndToEndTests {
             let claims = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             return try #require(claims["iat"] as? Int)
         }
-        #expect(try issuedAt("paced-150") > issuedAt("paced-1"))
+        #expect(try issuedAt(150) > issuedAt(1))
         #expect(fileLines(logs.appendingPathComponent("rejected.log")).isEmpty)
     }
 

@@ -9,8 +9,9 @@ internal import Crypto
 /// The data-diode seed's message, `{"client_id": ..., "text": ..., "token": ..., "checksum": ...}`: how it is made
 /// (for `routerd send --format diode`) and how its checksum is computed (shared with the `verify` filter).
 ///
-/// `token` is an HS256 JWT (issuer `udp_client`, 30 s lifetime); `checksum` is the MD5 hex digest of
-/// `json.dumps(message_without_checksum, sort_keys=True)` as Python writes it.
+/// `client_id` is an integer (the seed's table has `client_id INT`); `token` is an HS256 JWT whose claims are the
+/// seed client's `{"iss": "udp_client", "iat": now, "exp": now + 30}`; `checksum` is the MD5 hex digest of
+/// `json.dumps(message_without_checksum, sort_keys=True)` as Python writes it. The bytes are the seed client's.
 public enum DiodeMessage {
     /// A way to spoil a message, to see a verifier refuse it.
     public enum Tamper: String, CaseIterable, Sendable {
@@ -20,7 +21,7 @@ public enum DiodeMessage {
         case checksum
         /// The token expired a minute ago (`expired`).
         case expired
-        /// The token names another issuer (`wrong_issuer`).
+        /// The token names another issuer (`wrong_issuer` where `verify` has an `issuer`; the seed checks none).
         case issuer
     }
 
@@ -42,23 +43,23 @@ public enum DiodeMessage {
         return String(decoding: md5Hex(dumped), as: UTF8.self)
     }
 
-    /// A signed seed message as one JSON line (Python's `json.dumps(message)` layout), made at `issuedAt`
-    /// (seconds since the Unix epoch), optionally spoiled by `tamper`.
+    /// A signed seed message as one JSON line (Python's `json.dumps(message)` layout, PyJWT's token), made at
+    /// `issuedAt` (seconds since the Unix epoch), optionally spoiled by `tamper`.
     public static func make(
-        clientID: String, text: String, secret: some Collection<UInt8>, issuer: String = "udp_client",
+        clientID: Int, text: String, secret: some Collection<UInt8>, issuer: String = "udp_client",
         issuedAt: Int64, lifetimeSeconds: Int64 = 30, tamper: Tamper? = nil
     ) -> [UInt8] {
         var issuedAt = issuedAt
         if tamper == .expired { issuedAt -= 60 + lifetimeSeconds }
+        // PyJWT writes the claims in the order given, with no spaces.
         let claims =
-            "{\"client_id\":" + PythonJSON.quoted(clientID) + ",\"iss\":"
-            + PythonJSON.quoted(tamper == .issuer ? issuer + "_other" : issuer) + ",\"iat\":\(issuedAt),\"exp\":"
-            + "\(issuedAt + lifetimeSeconds)}"
+            "{\"iss\":" + PythonJSON.quoted(tamper == .issuer ? issuer + "_other" : issuer) + ",\"iat\":\(issuedAt),"
+            + "\"exp\":\(issuedAt + lifetimeSeconds)}"
         var key = Array(secret)
         if tamper == .signature { key += Array("-wrong".utf8) }
         let token = HS256Token.sign(claims: Array(claims.utf8), secret: key)
         let body =
-            "{\"client_id\": " + PythonJSON.quoted(clientID) + ", \"text\": " + PythonJSON.quoted(text)
+            "{\"client_id\": \(clientID), \"text\": " + PythonJSON.quoted(text)
             + ", \"token\": " + PythonJSON.quoted(token)
         var digest = (try? checksum(of: Array((body + "}").utf8))) ?? String(repeating: "0", count: 32)
         if tamper == .checksum { digest = (digest.hasPrefix("0") ? "1" : "0") + digest.dropFirst() }

@@ -260,6 +260,24 @@ public struct JSONDocument: Sendable {
         index >= 0 && index < nodes.count ? nodes[index].kind : nil
     }
 
+    /// The node indices of an array's elements, or of an object's values, in the order written; nil when the value
+    /// at `index` is neither.
+    public func elements(at index: Int) -> [Int]? {
+        guard index >= 0, index < nodes.count, nodes[index].kind == .array || nodes[index].kind == .object else {
+            return nil
+        }
+        let isObject = nodes[index].kind == .object
+        var result: [Int] = []
+        var child = index &+ 1
+        let end = Int(nodes[index].end)
+        while child < end {
+            let value = isObject ? child &+ 1 : child
+            result.append(value)
+            child = Int(nodes[value].end)
+        }
+        return result
+    }
+
     /// The raw byte range of a string's content (between the quotes, escapes still in), when the string needs no
     /// decoding (it has no `\`); nil otherwise or when the value is not a string.
     public func rawString(at index: Int) -> Range<Int>? {
