@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <linux/sock_diag.h>
 
 #define ROUTERD_MAX_BATCH 1024
@@ -13,6 +14,11 @@ int routerd_recv_batch(int fd, routerd_dgram *slots, unsigned int count, int fla
     if (count > ROUTERD_MAX_BATCH) count = ROUTERD_MAX_BATCH;
     struct mmsghdr headers[ROUTERD_MAX_BATCH];
     struct iovec vectors[ROUTERD_MAX_BATCH];
+    // Room for one SCM_TIMESTAMPNS per datagram (the only control message these sockets ask for).
+    union {
+        char bytes[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control[ROUTERD_MAX_BATCH];
     for (unsigned int i = 0; i < count; i++) {
         vectors[i].iov_base = slots[i].buffer;
         vectors[i].iov_len = slots[i].capacity;
@@ -21,12 +27,24 @@ int routerd_recv_batch(int fd, routerd_dgram *slots, unsigned int count, int fla
         headers[i].msg_hdr.msg_iovlen = 1;
         headers[i].msg_hdr.msg_name = &slots[i].address;
         headers[i].msg_hdr.msg_namelen = sizeof(slots[i].address);
+        headers[i].msg_hdr.msg_control = control[i].bytes;
+        headers[i].msg_hdr.msg_controllen = sizeof(control[i].bytes);
     }
     int received = recvmmsg(fd, headers, count, flags, NULL);
     for (int i = 0; i < received; i++) {
         size_t length = headers[i].msg_len;
         slots[i].truncated = (headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
         slots[i].length = length > slots[i].capacity ? slots[i].capacity : length;
+        slots[i].arrival_ns = 0;
+        for (struct cmsghdr *message = CMSG_FIRSTHDR(&headers[i].msg_hdr); message != NULL;
+             message = CMSG_NXTHDR(&headers[i].msg_hdr, message)) {
+            if (message->cmsg_level == SOL_SOCKET && message->cmsg_type == SCM_TIMESTAMPNS
+                && message->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                struct timespec stamp;
+                memcpy(&stamp, CMSG_DATA(message), sizeof(stamp));
+                slots[i].arrival_ns = (int64_t)stamp.tv_sec * 1000000000 + stamp.tv_nsec;
+            }
+        }
     }
     return received;
 }
@@ -48,6 +66,11 @@ int routerd_send_batch(int fd, const routerd_out_dgram *dgrams, unsigned int cou
         }
     }
     return sendmmsg(fd, headers, count, flags);
+}
+
+int routerd_enable_receive_timestamps(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 }
 
 int64_t routerd_socket_drops(int fd) {

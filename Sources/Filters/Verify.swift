@@ -8,7 +8,7 @@ import RouterSupport
 /// `jwt.decode(token, key, algorithms=["HS256"])` (PyJWT): `iat`, `nbf` and `exp` when present, no audience, and,
 /// when the options ask for them, an issuer, an audience, required claims and a leeway. The checksum (field `checksum`) must
 /// be the MD5 hex digest of the entry without that field, written as Python's `json.dumps(entry, sort_keys=True)`.
-/// "Now" is the batch's receive time. Each entry is parsed once; the parser accepts what Python's `json.loads`
+/// "Now" is each entry's arrival time (``Batch/arrivalNanos(of:)``). Each entry is parsed once; the parser accepts what Python's `json.loads`
 /// accepts (see ``JSONDocument``) and never traps on any byte string.
 public final class Verify: FilterStage {
     /// The reasons an entry is refused, in the order of the `rejected{reason}` counter.
@@ -168,8 +168,9 @@ public final class Verify: FilterStage {
 
     /// Verifies each entry and routes it.
     public func process(_ batch: Batch, into output: inout FilterOutput) {
-        let nowNanos = batch.receivedAtNanos != 0 ? batch.receivedAtNanos : wallClockNanos()
-        let nowSeconds = Double(nowNanos) / 1e9
+        // "Now" is each entry's arrival time (the kernel's receive time of its datagram), so a message that was
+        // valid when it reached the socket is judged valid however long it then waited there.
+        let batchNanos = batch.receivedAtNanos != 0 ? batch.receivedAtNanos : wallClockNanos()
         var document = JSONDocument()
         var tokenScratch = HS256Token.Scratch()
         var text: [UInt8] = []
@@ -183,7 +184,8 @@ public final class Verify: FilterStage {
                 guard start >= 0, end <= all.count else { return Verify.rejectedPort }
                 let rejection = verify(
                     UnsafeRawBufferPointer(rebasing: all[start..<end]), truncated: event.flags.contains(.truncated),
-                    nowSeconds: nowSeconds, document: &document, tokenScratch: &tokenScratch, text: &text,
+                    nowSeconds: Double(batchNanos &+ Int64(event.arrivalOffsetMicros) &* 1000) / 1e9,
+                    document: &document, tokenScratch: &tokenScratch, text: &text,
                     dumped: &dumped)
                 guard let rejection else { return 0 }
                 counts[rejection.refusal.rawValue] += 1

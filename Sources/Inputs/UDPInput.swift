@@ -238,7 +238,7 @@ public final class UDPInput: InputStage {
             (slots + index).initialize(
                 to: routerd_dgram(
                     buffer: arena + index * capacity, capacity: capacity, address: sockaddr_storage(), length: 0,
-                    truncated: 0))
+                    truncated: 0, arrival_ns: 0))
         }
         let replyChannel: (any ReplyChannel)? = oneWay ? nil : socket
         var draining = false
@@ -273,10 +273,16 @@ public final class UDPInput: InputStage {
         var total = 0
         var receivedBytes = 0
         var truncatedCount = 0
+        var oldest = Int64.max
         for index in 0..<count {
             total += slots[index].length
+            let arrival = slots[index].arrival_ns
+            if arrival > 0 && arrival < oldest { oldest = arrival }
         }
-        var batch = Batch(replyChannel: replyChannel, receivedAtNanos: wallClockNanos())
+        // The batch is dated by its oldest datagram's arrival, each entry by its own (as an offset from it).
+        let readAt = wallClockNanos()
+        let batchTime = oldest == Int64.max ? readAt : oldest
+        var batch = Batch(replyChannel: replyChannel, receivedAtNanos: batchTime)
         batch.bytes.reserveCapacity(total)
         batch.events.reserveCapacity(count)
         for index in 0..<count {
@@ -299,10 +305,12 @@ public final class UDPInput: InputStage {
                     contentsOf: UnsafeRawBufferPointer(start: buffer, count: length).assumingMemoryBound(to: UInt8.self)
                 )
             }
-            batch.events.append(
-                Event(
-                    start: start, count: Int32(length), sender: SenderAddress(slot.address),
-                    flags: isTruncated ? .truncated : []))
+            var event = Event(
+                start: start, count: Int32(length), sender: SenderAddress(slot.address),
+                flags: isTruncated ? .truncated : [])
+            let arrival = slot.arrival_ns > 0 ? slot.arrival_ns : readAt
+            event.arrivalOffsetMicros = Int32(clamping: max(0, arrival - batchTime) / 1000)
+            batch.events.append(event)
         }
         datagrams.add(count)
         bytes.add(receivedBytes)

@@ -44,6 +44,9 @@ final class UDPSocket: ReplyChannel, @unchecked Sendable {
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         UDPSocket.setBuffer(descriptor, SO_SNDBUF, force: nil, bytes: sendBufferBytes)
         UDPSocket.setBuffer(descriptor, SO_RCVBUF, force: routerd_so_rcvbufforce(), bytes: receiveBufferBytes)
+        // The kernel's receive time of each datagram is its arrival time: what `verify` judges expiry by, however
+        // long it then waited in this socket's buffer. Without it (never seen on Linux), the read time is used.
+        _ = routerd_enable_receive_timestamps(descriptor)
         guard bind(descriptor, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             let message = FileDescriptorWriter.describe(errno)
             close(descriptor)

@@ -97,7 +97,7 @@ enum DeadLetter {
     /// `{"time":"...","reason":"not_json","detail":"...","offset":12,"sender":"127.0.0.1:5000","entry":"..."}`;
     /// an entry that is not valid UTF-8 also gets `entry_base64` with its exact bytes.
     static func line(for event: Event, in batch: Batch) -> String {
-        var line = "{\"time\":\"" + Timestamp.iso8601(nanos: batch.receivedAtNanos, digits: 6) + "\""
+        var line = "{\"time\":\"" + Timestamp.iso8601(nanos: batch.arrivalNanos(of: event), digits: 6) + "\""
         line += ",\"reason\":" + JSONText.quoted(event.reason == .none ? "unknown" : event.reason.name)
         if let detail = batch.detail(of: event) { line += ",\"detail\":" + JSONText.quoted(detail) }
         if event.reasonOffset >= 0 { line += ",\"offset\":\(event.reasonOffset)" }

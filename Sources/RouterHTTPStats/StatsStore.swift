@@ -168,7 +168,7 @@ enum BatchSummarizer {
                     let values = read ?? EntryFieldReader.read(bytes)
                     summary.errors.append(
                         RecentError(
-                            receivedAtNanos: batch.receivedAtNanos, timestamp: values.timestamp ?? "",
+                            receivedAtNanos: batch.arrivalNanos(of: event), timestamp: values.timestamp ?? "",
                             level: level == .unknown ? (values.level ?? "") : level.description,
                             sequence: values.sequence, host: values.host ?? "", app: values.app ?? "",
                             message: values.message ?? ""))
@@ -193,7 +193,7 @@ enum BatchSummarizer {
                     haveKey = false
                 }
                 summary.sequences.append(
-                    BatchSummary.Sequenced(key: lastKey, sequence: sequence, atNanos: batch.receivedAtNanos))
+                    BatchSummary.Sequenced(key: lastKey, sequence: sequence, atNanos: batch.arrivalNanos(of: event)))
             }
         }
         return summary

@@ -67,6 +67,11 @@ struct SendCommand: ParsableCommand {
     var issuer: String = "udp_client"
 
     @Option(
+        name: .customLong("token-lifetime"),
+        help: "How long diode tokens are valid: `exp` is `iat` plus this, in whole seconds (the seed's client: 30s).")
+    var tokenLifetime = DurationArgument(.seconds(30))
+
+    @Option(
         help: ArgumentHelp(
             "Spoil every diode message: a token signed with another secret (signature), a wrong checksum "
                 + "(checksum), a token that expired a minute ago (expired), or another issuer (issuer).",
@@ -85,6 +90,9 @@ struct SendCommand: ParsableCommand {
         guard rate >= 0 && rate.isFinite else { throw ValidationError("--rate must be 0 (all at once) or more") }
         guard retries >= 0 else { throw ValidationError("--retries must not be negative") }
         guard ackTimeout.nanoseconds > 0 else { throw ValidationError("--ack-timeout must be more than 0") }
+        guard tokenLifetime.nanoseconds >= 1_000_000_000 else {
+            throw ValidationError("--token-lifetime must be at least 1s")
+        }
         if format == .diode {
             guard diodeSecret != nil else {
                 throw ValidationError("--format diode needs --secret or SECRET_KEY in the environment")
@@ -183,7 +191,7 @@ struct SendCommand: ParsableCommand {
     private func diodeMessage(index: Int, text: String, issuedAt: Int64) -> [UInt8] {
         DiodeMessage.make(
             clientID: clientID, text: text, secret: Array((diodeSecret ?? "").utf8), issuer: issuer,
-            issuedAt: issuedAt, tamper: tamper?.tamper)
+            issuedAt: issuedAt, lifetimeSeconds: tokenLifetime.nanoseconds / 1_000_000_000, tamper: tamper?.tamper)
     }
 
     private func sampleEntries() -> [OutgoingEntry] {

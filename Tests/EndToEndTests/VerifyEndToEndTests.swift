@@ -102,6 +102,59 @@ struct VerifyEndToEndTests {
         #expect(fileLines(logs.appendingPathComponent("rejected.log")).isEmpty)
     }
 
+    @Test func verify_judgesExpiryByWhenTheDatagramArrived_notWhenItWasRead() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logs = directory.appendingPathComponent("logs")
+        // Nobody reads stdout at first: the stdout output blocks, its queue of 10 fills, the udp input waits, and
+        // later datagrams wait in the socket's receive buffer.
+        let config = """
+            inputs:
+              udp_in: { type: udp, address: 127.0.0.1, port: 0, receive_buffer_bytes: 8388608 }
+            filters:
+              verified: { type: verify, inputs: [udp_in], secret: "${SECRET_KEY:?set SECRET_KEY}" }
+            outputs:
+              console: { type: stdout, inputs: [verified], queue_max_events: 10, when_full: block }
+              stats: { type: http_stats, inputs: [verified, verified.rejected], address: 127.0.0.1, port: 0 }
+              rejected: { type: file, inputs: [verified.rejected], path: "${LOG_DIR}/rejected.log", format: dead_letter }
+            """
+        let routerd = try RouterdProcess(
+            config: config, directory: directory, environment: ["SECRET_KEY": Self.secret, "LOG_DIR": logs.path],
+            standardOutput: .heldPipe)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let httpPort = try routerd.listeningPort(stage: "stats")
+        let environment = ["SECRET_KEY": Self.secret]
+        // 100 messages of 3 KB: far more than the 64 KB pipe and the queue hold.
+        let bulk = directory.appendingPathComponent("bulk.txt")
+        try (1...100).map { "bulk \($0) " + String(repeating: "x", count: 3_000) }.joined(separator: "\n")
+            .write(to: bulk, atomically: true, encoding: .utf8)
+        let first = try runRouterd(
+            ["send", "--format", "diode", "--port", "\(port)", "--file", bulk.path, "--client-id", "1"],
+            environment: environment)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        usleep(500_000)
+        // Valid for 2 s from when they are sent; they reach the socket at once and wait there for 4 s.
+        let shortLived = try runRouterd(
+            [
+                "send", "--format", "diode", "--port", "\(port)", "--count", "20", "--client-id", "9",
+                "--token-lifetime", "2s",
+            ], environment: environment)
+        #expect(shortLived.status == 0, "\(shortLived.stdout)\(shortLived.stderr)")
+        sleep(4)
+        let stats = try httpGet(port: httpPort, "/stats").json()
+        #expect((stats["received"] as? Int ?? 0) < 120, "the input was not held up: \(stats["received"] ?? "-")")
+
+        routerd.startDrainingStdout()
+        try waitUntil("all 120 read") {
+            (try httpGet(port: httpPort, "/stats").json()["received"] as? Int) == 120 ? true : nil
+        }
+        #expect(try routerd.terminate() == 0)
+        let stored = routerd.stdoutLines().compactMap(object)
+        #expect(stored.count == 120)
+        #expect(stored.filter { $0["client_id"] as? Int == 9 }.count == 20)
+        #expect(fileLines(logs.appendingPathComponent("rejected.log")).isEmpty)
+    }
+
     @Test func sendDiode_withoutASecret_refusesToStart() throws {
         let result = try runRouterd(
             ["send", "--format", "diode", "--port", "9", "--count", "1"], environment: ["SECRET_KEY": ""])

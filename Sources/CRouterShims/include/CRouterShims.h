@@ -15,6 +15,9 @@ typedef struct routerd_dgram {
     size_t length;
     /// Out: non-zero when the datagram was larger than capacity (MSG_TRUNC).
     int truncated;
+    /// Out: when the kernel received the datagram (SO_TIMESTAMPNS, CLOCK_REALTIME), in nanoseconds since the Unix
+    /// epoch; 0 when the socket does not stamp datagrams.
+    int64_t arrival_ns;
 } routerd_dgram;
 
 /// recvmmsg(2) over `count` slots. Returns the number of datagrams received, or -1 with errno set.
@@ -30,6 +33,9 @@ typedef struct routerd_out_dgram {
 
 /// sendmmsg(2) over `count` datagrams. Returns how many were sent, or -1 with errno set.
 int routerd_send_batch(int fd, const routerd_out_dgram *dgrams, unsigned int count, int flags);
+
+/// Asks the kernel to stamp each datagram with its receive time (SO_TIMESTAMPNS). Returns 0, or -1 with errno set.
+int routerd_enable_receive_timestamps(int fd);
 
 /// Kernel drop count for this socket (SO_MEMINFO, SK_MEMINFO_DROPS), or -1 when unavailable.
 int64_t routerd_socket_drops(int fd);

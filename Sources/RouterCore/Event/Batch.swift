@@ -23,7 +23,8 @@ public struct Batch: Sendable {
     public var replyChannel: (any ReplyChannel)?
     /// Who waits to hear when outputs have written the ``EventFlags/tracked`` events of this batch.
     public var trackers: [DeliveryTracker]
-    /// When the batch was received, in nanoseconds since the Unix epoch.
+    /// When the batch's first entry arrived, in nanoseconds since the Unix epoch (for a `udp` input, the kernel's
+    /// receive time of the oldest datagram in the batch); each event's own time is ``arrivalNanos(of:)``.
     public var receivedAtNanos: Int64
 
     /// Makes a batch from its parts.
@@ -47,6 +48,12 @@ public struct Batch: Sendable {
     public init(lines: [String], receivedAtNanos: Int64 = 0) {
         self.init(receivedAtNanos: receivedAtNanos)
         for line in lines { append(Array(line.utf8)) }
+    }
+
+    /// When `event` arrived, in nanoseconds since the Unix epoch: the batch's time plus the event's offset.
+    @inlinable
+    public func arrivalNanos(of event: Event) -> Int64 {
+        receivedAtNanos &+ Int64(event.arrivalOffsetMicros) &* 1000
     }
 
     /// The number of events.

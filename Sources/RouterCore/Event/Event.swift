@@ -63,6 +63,9 @@ public struct Event: Sendable {
     public var detail: Int32
     /// Byte offset in the entry where ``reason`` was found, or -1.
     public var reasonOffset: Int32
+    /// Microseconds after ``Batch/receivedAtNanos`` that this entry arrived (the kernel's receive time of its
+    /// datagram); 0 for entries that arrived with the batch. Read it with ``Batch/arrivalNanos(of:)``.
+    public var arrivalOffsetMicros: Int32
     /// Who sent it (for acks and the loss ledger); ``SenderAddress/none`` when not from a socket.
     public var sender: SenderAddress
 
@@ -81,6 +84,7 @@ public struct Event: Sendable {
         self.reason = .none
         self.detail = -1
         self.reasonOffset = -1
+        self.arrivalOffsetMicros = 0
         self.sender = sender
     }
 

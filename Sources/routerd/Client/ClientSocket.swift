@@ -201,7 +201,7 @@ final class ReplySlots {
             (slots + index).initialize(
                 to: routerd_dgram(
                     buffer: arena + index * capacity, capacity: capacity, address: sockaddr_storage(), length: 0,
-                    truncated: 0))
+                    truncated: 0, arrival_ns: 0))
         }
     }
 
