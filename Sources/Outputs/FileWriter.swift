@@ -27,6 +27,9 @@ struct FileWriter: OutputWriter {
     let tornLinesClosed: Counter
     let logger: Logger
     private var buffer: [UInt8] = []
+    /// A group whose first bytes went into a file that was rotated away before the rest failed: those are written,
+    /// and the retry of the same group starts after them.
+    private var resume: (id: UInt64, firstEvent: UInt64, events: Int, bytes: Int)?
 
     /// How the driver feeds a file output: write failures hold entries and keep the intake going.
     static func traits(flushCount: Int = 1, flushInterval: Duration = .zero) -> OutputTraits {
@@ -62,8 +65,17 @@ struct FileWriter: OutputWriter {
         defer { swap(&bytes, &buffer) }
         bytes.removeAll(keepingCapacity: true)
         for batch in group.batches { FileWriter.append(batch, as: format, to: &bytes) }
+        var skip = 0
+        if let resume, resume.id == group.id, resume.firstEvent == group.firstEventNumber,
+            resume.events == group.eventCount, resume.bytes <= bytes.count
+        {
+            skip = resume.bytes
+        }
+        resume = nil
         do {
-            let result = try bytes.withUnsafeBytes { try file.append($0, fsync: fsync) }
+            let result = try bytes.withUnsafeBytes { all in
+                try file.append(UnsafeRawBufferPointer(rebasing: all[skip...]), fsync: fsync)
+            }
             if result.rotations > 0 { rotations.add(result.rotations) }
             if result.tornLinesClosed > 0 {
                 tornLinesClosed.add(result.tornLinesClosed)
@@ -73,6 +85,12 @@ struct FileWriter: OutputWriter {
             }
             flushes.add()
             return .written
+        } catch let error as AppendFailure {
+            writeErrors.add()
+            if skip + error.committedBytes > 0 {
+                resume = (group.id, group.firstEventNumber, group.eventCount, skip + error.committedBytes)
+            }
+            return .retry(error.message)
         } catch {
             writeErrors.add()
             return .retry("\(error)")

@@ -14,6 +14,15 @@ struct RotationPolicy: Equatable {
     var maxArchives: Int
 }
 
+/// A failed ``SharedFile/append(_:fsync:)``: why, and how many leading bytes of the call are written for good (into
+/// a file rotated away before the failure); 0 when nothing of it stays.
+struct AppendFailure: Error, CustomStringConvertible {
+    var committedBytes: Int
+    var message: String
+
+    var description: String { message }
+}
+
 /// One open file shared by every output that names its path: one writer per path.
 ///
 /// Writes happen under the file's lock, one write(2) per call, always of whole lines, and rotation happens between
@@ -30,6 +39,8 @@ final class SharedFile: @unchecked Sendable {
     private(set) var rotations = 0
     /// Partial last lines found when the file was opened (a crash during a write), closed with a newline.
     private var tornLinesClosed = 0
+    /// How many of those an ``append(_:fsync:)`` has reported (the first open happens when the output is built).
+    private var tornLinesReported = 0
 
     fileprivate init(path: String) {
         self.path = path
@@ -59,6 +70,11 @@ final class SharedFile: @unchecked Sendable {
         }
     }
 
+    /// Opens the file for appending if it is not open; throws with the system's reason.
+    func openNow() throws {
+        try lock.withLock { _ in try openIfNeeded() }
+    }
+
     /// Whether the regular file at `path` ends in a newline (or cannot be read back, which is taken as yes).
     private func endsWithNewline() -> Bool {
         let reader = open(path, O_RDONLY | O_CLOEXEC)
@@ -70,11 +86,22 @@ final class SharedFile: @unchecked Sendable {
 
     /// Writes whole lines (each ending in LF), rotating between lines when the policy says so.
     /// Returns the number of rotations done and of partial last lines that opening the file found and ended with a
-    /// newline. Throws when the file cannot be opened or written.
-    func append(_ bytes: UnsafeRawBufferPointer, fsync sync: Bool) throws -> (rotations: Int, tornLinesClosed: Int) {
-        try lock.withLock { _ in
-            let tornBefore = tornLinesClosed
-            try openIfNeeded()
+    /// newline. Throws an ``AppendFailure`` when the file cannot be opened or written.
+    ///
+    /// A write that fails part way (a full disk) is undone: the file is cut back to where it ended before, so that
+    /// no partial line stays and nothing counts twice. What went into an earlier file of the same call (before a
+    /// rotation) stays written, and the failure says how many bytes that is (``AppendFailure/committedBytes``).
+    func append(_ bytes: UnsafeRawBufferPointer, fsync sync: Bool) throws(AppendFailure) -> (
+        rotations: Int, tornLinesClosed: Int
+    ) {
+        try lock.withLock { _ throws(AppendFailure) in
+            do {
+                try openIfNeeded()
+            } catch {
+                throw AppendFailure(committedBytes: 0, message: "\(error)")
+            }
+            let callStart = regularFileEnd()
+            var committed = 0
             var rotated = 0
             var offset = 0
             while offset < bytes.count {
@@ -93,7 +120,8 @@ final class SharedFile: @unchecked Sendable {
                     }
                     if cut == offset {
                         if size > 0 {
-                            try rotateLocked(rotation)
+                            committed = offset
+                            try rotate(rotation, committed: committed)
                             rotated += 1
                             continue
                         }
@@ -103,22 +131,60 @@ final class SharedFile: @unchecked Sendable {
                     end = cut
                 }
                 let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
+                let before = regularFileEnd()
                 if let code = FileDescriptorWriter.writeAll(descriptor, chunk) {
-                    throw StageError("cannot write '\(path)': \(FileDescriptorWriter.describe(code))")
+                    cutBack(to: before)
+                    rotations += rotated
+                    throw AppendFailure(
+                        committedBytes: committed,
+                        message: "cannot write '\(path)': \(FileDescriptorWriter.describe(code))")
                 }
                 size += chunk.count
                 offset = end
                 if let rotation, size >= rotation.maxSize, offset < bytes.count {
-                    try rotateLocked(rotation)
+                    committed = offset
+                    try rotate(rotation, committed: committed)
                     rotated += 1
                 }
             }
             if sync && fsync(descriptor) != 0 {
-                throw StageError("cannot fsync '\(path)': \(FileDescriptorWriter.describe(errno))")
+                let code = errno
+                // Not known to be on disk: undo it (when it all went into this file) so that the retry writes it
+                // once.
+                if rotated == 0 { cutBack(to: callStart) }
+                rotations += rotated
+                throw AppendFailure(
+                    committedBytes: rotated == 0 ? 0 : committed,
+                    message: "cannot fsync '\(path)': \(FileDescriptorWriter.describe(code))")
             }
             rotations += rotated
-            return (rotated, tornLinesClosed - tornBefore)
+            let torn = tornLinesClosed - tornLinesReported
+            tornLinesReported = tornLinesClosed
+            return (rotated, torn)
         }
+    }
+
+    private func rotate(_ rotation: RotationPolicy, committed: Int) throws(AppendFailure) {
+        do {
+            try rotateLocked(rotation)
+        } catch {
+            throw AppendFailure(committedBytes: committed, message: "\(error)")
+        }
+    }
+
+    /// Where the open regular file ends, or nil for anything else (a device, a pipe), which cannot be cut back.
+    private func regularFileEnd() -> Int? {
+        var status = stat()
+        guard descriptor >= 0, fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            return nil
+        }
+        return Int(status.st_size)
+    }
+
+    /// Undoes a write that failed part way: cuts the file back to `end` (what it held before).
+    private func cutBack(to end: Int?) {
+        guard let end, descriptor >= 0 else { return }
+        if ftruncate(descriptor, off_t(end)) == 0 { size = end }
     }
 
     private func rotateLocked(_ rotation: RotationPolicy) throws {
@@ -203,6 +269,14 @@ enum SharedFiles {
             return created
         }
         try file.retain(rotation: rotation, by: stage)
+        // Open it now: a file that cannot be created or written (a read-only directory, a path under a regular
+        // file) stops routerd from starting, with the reason, rather than failing the first write.
+        do {
+            try file.openNow()
+        } catch {
+            release(file)
+            throw error
+        }
         return file
     }
 

@@ -338,10 +338,7 @@ public struct OutputDriver<Writer: OutputWriter> {
                 unsent.append(batch)
                 unsentEvents += batch.count
             }
-            if failing {
-                answerHeldAtOnce()
-                if heldEvents > holdLimit { dropOldestHeld() }
-            }
+            if failing && heldEvents > holdLimit { dropOldestHeld() }
             return true
         case .timedOut:
             try tickIfDue()
@@ -382,36 +379,12 @@ public struct OutputDriver<Writer: OutputWriter> {
         failure = kind
         let lines = metadata(["held_events": "\(heldEvents + pendingEvents)", "unconfirmed_events": "\(pendingEvents)"])
         outage.failed(message, reason: reason, healthReason: writer.healthReason(reason), metadata: lines)
-        if traits.whileFailing == .holdAndKeepTaking { answerHeldAtOnce() }
     }
 
     private mutating func recover(_ message: Logger.Message) {
         failure = nil
         let lines = metadata(["held_events": "\(heldEvents + pendingEvents)"])
         outage.recovered(message, metadata: lines)
-    }
-
-    /// `holdAndKeepTaking`: the senders of what is held hear the failure now; the entries stay held and are still
-    /// written later.
-    private mutating func answerHeldAtOnce() {
-        guard let reason = outage.reason else { return }
-        for index in toWrite.indices where toWrite[index].batches.contains(where: { !$0.trackers.isEmpty }) {
-            let group = toWrite[index]
-            toWrite[index] = WriteGroup(
-                id: group.id, batches: group.batches.map { Self.answered($0, reason) },
-                firstEventNumber: group.firstEventNumber, attempt: group.attempt)
-        }
-        for index in unsent.indices where !unsent[index].trackers.isEmpty {
-            unsent[index] = Self.answered(unsent[index], reason)
-        }
-    }
-
-    private static func answered(_ batch: Batch, _ reason: String) -> Batch {
-        guard !batch.trackers.isEmpty else { return batch }
-        batch.settle(.failed(reason))
-        var copy = batch
-        copy.trackers = []
-        return copy
     }
 
     /// `holdAndKeepTaking`: past `queue_max_events` held, the oldest batches are dropped.

@@ -21,6 +21,7 @@ public final class Router: Sendable {
     private let logger: Logger
     private let threads = Mutex<(inputs: [WorkerThread], outputs: [(tier: Int, thread: WorkerThread)])>(([], []))
     private let state = Mutex<LifecycleState>(.built)
+    private let shutdownDrops = Mutex<[String: Int]>([:])
 
     private enum LifecycleState { case built, running, stopping, stopped }
 
@@ -149,6 +150,7 @@ public final class Router: Sendable {
             return true
         }
         guard proceed else { return }
+        let dropsBefore = outputDrops()
         observer.markDraining()
         let (inputThreads, outputThreads) = threads.withLock { $0 }
         // Inputs blocked on a full queue must be able to emit what they received and stop: the queues take it
@@ -163,8 +165,26 @@ public final class Router: Sendable {
             for node in nodes where node.tier == tier { node.queue?.close() }
             for output in outputThreads where output.tier == tier { output.thread.join() }
         }
+        let dropsAfter = outputDrops()
+        shutdownDrops.withLock { drops in
+            for (name, count) in dropsAfter where count > dropsBefore[name, default: 0] {
+                drops[name] = count - dropsBefore[name, default: 0]
+            }
+        }
         state.withLock { $0 = .stopped }
         observer.markStopped()
+    }
+
+    /// The entries each output had to drop while the router stopped (its destination still failing when its
+    /// `drain_timeout` ended, or an output that failed), by output name; empty when the shutdown lost nothing.
+    public var droppedAtShutdown: [String: Int] {
+        shutdownDrops.withLock { $0 }
+    }
+
+    private func outputDrops() -> [String: Int] {
+        var drops: [String: Int] = [:]
+        for node in nodes where node.queue != nil { drops[node.name] = node.counters.total("events_dropped") }
+        return drops
     }
 
     /// The services the stages run in the process's ``ServiceGroup`` (``ServiceProviding``), in graph order. Run

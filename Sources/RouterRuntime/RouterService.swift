@@ -19,7 +19,8 @@ public import UnixSignals
 /// services down in reverse order, so the router drains while the dashboard still answers (`/health` says
 /// `draining`), and the servers stop once it has. Set the group's `maximumGracefulShutdownDuration` to the
 /// router's `shutdown_timeout`: when the drain takes longer, the group cancels this service, which says how many
-/// events were not written and exits with status 1.
+/// events were not written and exits with status 1. When the drain ends but an output had to drop entries (its
+/// destination still failing after its `drain_timeout`), ``run()`` logs how many and throws ``ShutdownLoss``.
 public struct RouterService: Service {
     private let router: Router
     private let logger: Logger
@@ -57,7 +58,34 @@ public struct RouterService: Service {
                 metadata: ["events_not_written": "\(router.unwrittenEvents)"])
             _exit(1)
         }
-        logger.info("stopped", metadata: ["drain_ms": "\((monotonicNanos() - started) / 1_000_000)"])
+        let drainMillis = (monotonicNanos() - started) / 1_000_000
+        let drops = router.droppedAtShutdown
+        guard !drops.isEmpty else {
+            logger.info("stopped", metadata: ["drain_ms": "\(drainMillis)"])
+            return
+        }
+        let total = drops.values.reduce(0, +)
+        let byOutput = drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        logger.error(
+            "stopped; entries were dropped at shutdown",
+            metadata: ["drain_ms": "\(drainMillis)", "events_lost": "\(total)", "by_output": "\(byOutput)"])
+        throw ShutdownLoss(droppedByOutput: drops)
+    }
+}
+
+/// A shutdown that drained but had to drop entries (an output's destination still failing after its
+/// `drain_timeout`): how many, by output. `routerd` exits with status 3 on it.
+public struct ShutdownLoss: Error, CustomStringConvertible {
+    /// Entries dropped while stopping, by output name.
+    public var droppedByOutput: [String: Int]
+
+    /// Entries dropped while stopping, in all.
+    public var total: Int { droppedByOutput.values.reduce(0, +) }
+
+    /// `stopped with 25 entries dropped at shutdown (outputs.to_broker: 25)`.
+    public var description: String {
+        let outputs = droppedByOutput.sorted { $0.key < $1.key }.map { "outputs.\($0.key): \($0.value)" }
+        return "stopped with \(total) entries dropped at shutdown (" + outputs.joined(separator: ", ") + ")"
     }
 }
 

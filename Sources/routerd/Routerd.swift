@@ -79,7 +79,13 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: configuration)
         let watcher = signals.watch(group, router: router, logger: logger)
         defer { watcher.cancel() }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let loss as ShutdownLoss {
+            // The log said it too; the status tells a supervisor (systemd, a script) that entries were lost.
+            printError("routerd: \(loss)")
+            throw ExitCode(3)
+        }
     }
 }
 

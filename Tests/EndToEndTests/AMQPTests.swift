@@ -372,10 +372,14 @@ struct AMQPTests {
             try Self.counters(routerd, stage: "to_broker")["events_in"] as? Int == 25 ? true : nil
         }
         let started = Date()
-        #expect(try routerd.terminate(timeout: 20) == 0)
+        // Status 3: the shutdown drained, but had to drop entries (what a supervisor should hear).
+        #expect(try routerd.terminate(timeout: 20) == 3)
         #expect(Date().timeIntervalSince(started) < 10)
         let lost = try routerd.waitForLog("stopped with entries that could not be published")
         #expect(lost.first?["events_lost"] as? String == "25")
+        let stopped = try #require(routerd.logs("stopped; entries were dropped at shutdown").first)
+        #expect(stopped["events_lost"] as? String == "25")
+        #expect(stopped["by_output"] as? String == "to_broker=25")
         #expect(lost.first?["stage"] as? String == "to_broker")
         let gaveUp = try #require(
             routerd.logs("giving up on the broker: shutting down and it is still unavailable").first)
@@ -399,7 +403,7 @@ struct AMQPTests {
             try Self.counters(routerd, stage: "to_broker")["events_in"] as? Int ?? 0 >= 5 ? true : nil
         }
         let started = Date()
-        #expect(try routerd.terminate(timeout: 20) == 0)
+        #expect(try routerd.terminate(timeout: 20) == 3)
         #expect(Date().timeIntervalSince(started) < 10)
         #expect(!routerd.logs("inputs stopped; draining outputs").isEmpty)
         let lost = try routerd.waitForLog("stopped with entries that could not be published")

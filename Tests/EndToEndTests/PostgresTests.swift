@@ -335,7 +335,7 @@ struct PostgresTests {
             try counters(of: "store", port: httpPort)["events_in"] as? Int == 25 ? true : nil
         }
         let started = Date()
-        #expect(try routerd.terminate(timeout: 20) == 0)
+        #expect(try routerd.terminate(timeout: 20) == 3)
         #expect(Date().timeIntervalSince(started) < 10)
         let lost = try routerd.waitForLog("stopped with entries that could not be inserted")
         #expect(lost.first?["events_lost"] as? String == "25")

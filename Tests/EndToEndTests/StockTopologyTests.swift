@@ -104,24 +104,35 @@ struct StockTopologyTests {
         #expect(Set(after) == Set(1...51))
     }
 
-    @Test func stock_whenLogDirectoryCannotBeWritten_nacksWithReasonCountsAndLogs() throws {
+    @Test func stock_whenLogDirectoryCannotBeWritten_refusesToStartNamingTheOutputAndTheReason() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("router.yaml")
+        try Self.stockConfig.write(to: config, atomically: true, encoding: .utf8)
         // A regular file where the log directory should be: ENOTDIR, even for root.
         let blocker = directory.appendingPathComponent("blocker")
         _ = FileManager.default.createFile(atPath: blocker.path, contents: Data("x".utf8))
-        let (routerd, port) = try startStock(
-            directory, environment: ["LOG_DIR": blocker.appendingPathComponent("logs").path])
-        let client = try UDPClient()
-        client.send(seedEntry(sequence: 7, level: "ERROR"), port: port)
-        let reply = try #require(client.receive(timeout: 10))
-        #expect(reply.hasPrefix("{\"ack\":false,\"sequence\":7,\"status\":\"failed\",\"reason\":\""))
-        #expect(reply.contains("Not a directory"))
+        let logs = blocker.appendingPathComponent("logs")
+        var environment = ["SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", "DASHBOARD_PORT": "0"]
+        environment["LOG_DIR"] = logs.path
+        let result = try runRouterd(["-c", config.path], environment: environment)
+        #expect(result.status == 1)
+        for output in ["errors_now", "server_log", "dead_letters"] {
+            #expect(
+                result.stderr.contains(
+                    "error: outputs.\(output): cannot start: cannot create directory '\(logs.path)': Not a directory"),
+                "\(result.stderr)")
+        }
+        guard Tmpfs.isAvailable else { return }
+        // A read-only filesystem, for real.
+        let readOnlyDisk = try Tmpfs(under: directory, sizeBytes: 1 << 20, readOnly: true)
+        environment["LOG_DIR"] = readOnlyDisk.url.path
+        let readOnly = try runRouterd(["-c", config.path], environment: environment)
+        #expect(readOnly.status == 1)
         #expect(
-            try routerd.waitForLog("write failed; holding entries and retrying").first?["stage"] as? String
-                == "errors_now")
-        #expect(try routerd.terminate() == 0)
-        #expect(!routerd.logs("stopping with entries that could not be written").isEmpty)
+            readOnly.stderr.contains(
+                "error: outputs.errors_now: cannot start: cannot open '\(readOnlyDisk.url.path)/server.log': "
+                    + "Read-only file system"), "\(readOnly.stderr)")
     }
 
     @Test func stock_invalidInputOfEachKindLandsInDeadLetterWithItsReason() throws {

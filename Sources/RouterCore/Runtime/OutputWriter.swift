@@ -182,9 +182,9 @@ public enum WhileFailing: Sendable, Equatable {
     /// count `queue_full`). For destinations that come back (a broker, a database).
     case holdAndWait
     /// Keep taking, so that the intake never waits on this output, holding up to `queue_max_events` and dropping
-    /// the oldest past that (counted as `held_full`); the senders of a failed write hear the failure at once, and
-    /// what is held is still written when the destination works again (so a sender that resends may store twice).
-    /// The file outputs' policy.
+    /// the oldest past that (counted as `held_full`). What is held is written when the destination works again,
+    /// and only then are its senders acknowledged; a sender hears a failure only for entries that are dropped
+    /// (held past the limit, or still held when a shutdown's `drain_timeout` ends). The file outputs' policy.
     case holdAndKeepTaking
 }
 
