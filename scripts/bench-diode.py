@@ -204,6 +204,10 @@ def bench_rate(args, servers, rate, index):
     directory = tempfile.mkdtemp(prefix="routerd-bench-diode-run-")
     name = f"bench_{index}_{rate}"
     database_url = servers.fresh_database(name)
+    # `routerd send --format diode --app bench` names its clients `bench-N` (text): the seed's table with client_id
+    # text, made beforehand (the store adapts to it; the table it would create has the seed's client_id INT).
+    servers.psql(database_url, "CREATE TABLE udp_messages (id SERIAL PRIMARY KEY, client_id TEXT, text TEXT, "
+                 "token TEXT, checksum TEXT, received_at TIMESTAMP DEFAULT NOW())")
     udp_port = free_port(socket.SOCK_DGRAM)
     ingest_dashboard, store_dashboard = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     env = {

@@ -23,6 +23,13 @@ struct DiodeTests {
     }
 
     static func start(broker: RabbitMQNode, queue: String, database: String) throws -> Tiers {
+        // `routerd send --format diode --app source` names its clients `source-N` (text), and these tests compare
+        // the columns with the whole entry: a table made beforehand with client_id text and an entry column, which
+        // the store adapts to (the table it creates itself is the seed's, client_id INT and no entry).
+        try TestPostgres.psql(
+            database,
+            "CREATE TABLE udp_messages (id SERIAL PRIMARY KEY, client_id TEXT, text TEXT, token TEXT, "
+                + "checksum TEXT, received_at TIMESTAMPTZ NOT NULL DEFAULT now(), entry JSONB NOT NULL)")
         let directory = try TestPaths.temporaryDirectory()
         let ingestDirectory = directory.appendingPathComponent("ingest")
         let storeDirectory = directory.appendingPathComponent("store")
