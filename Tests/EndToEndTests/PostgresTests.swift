@@ -113,7 +113,12 @@ struct PostgresTests {
             "{\"client_id\":\(sequence % 3 + 1),\"text\":\"hello \(sequence)\",\"token\":\"tok-\(sequence)\","
                 + "\"checksum\":\"sum-\(sequence)\"}"
         }
-        try UDPClient().send(messages, port: udpPort)
+        // Two the seed's client_id INT cannot take, in the middle of the stream: refused, the rest stored.
+        let refused = [
+            #"{"client_id":"abc","text":"bad","token":"t","checksum":"c"}"#,
+            #"{"client_id":1.5,"text":"bad","token":"t","checksum":"c"}"#,
+        ]
+        try UDPClient().send(Array(messages[..<150]) + refused + messages[150...], port: udpPort)
         try waitUntil("300 rows in each table", timeout: 30) { () -> Bool? in
             try TestPostgres.count(database, "SELECT count(*) FROM udp_messages") == 300
                 && TestPostgres.count(database, "SELECT count(*) FROM diode.\"Udp Messages\"") == 300 ? true : nil
@@ -146,8 +151,11 @@ struct PostgresTests {
         for name in ["store", "other"] {
             let store = try counters(of: name, port: httpPort)
             #expect(store["inserted"] as? Int == 300, "\(name)")
-            #expect(labelled(store, "events_out", "port", "rejected") == 0, "\(name)")
+            #expect(labelled(store, "rejected", "reason", "bad_value") == 2, "\(name)")
+            #expect(labelled(store, "events_out", "port", "rejected") == 2, "\(name)")
+            #expect(store["retries"] as? Int == 0, "\(name)")
         }
+        #expect(try TestPostgres.count(database, "SELECT count(*) FROM udp_messages WHERE text = 'bad'") == 0)
         #expect(try routerd.terminate() == 0, "stderr:\n\(routerd.logLines.joined(separator: "\n"))")
     }
 
