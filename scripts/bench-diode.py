@@ -204,6 +204,7 @@ def bench_rate(args, servers, rate, index):
     directory = tempfile.mkdtemp(prefix="routerd-bench-diode-run-")
     name = f"bench_{index}_{rate}"
     database_url = servers.fresh_database(name)
+    # The store creates the seed's table itself (client_id INT): `routerd send` sends the seed client's messages.
     udp_port = free_port(socket.SOCK_DGRAM)
     ingest_dashboard, store_dashboard = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     env = {

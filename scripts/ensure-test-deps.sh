@@ -17,6 +17,19 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     missing+=(postgresql)
 fi
 
+# The data-diode seed's own programs (Tests/SeedPrograms) run with its real Python libraries.
+python_missing=()
+python3 -c 'import jwt' 2>/dev/null || python_missing+=(PyJWT)
+python3 -c 'import pika' 2>/dev/null || python_missing+=(pika)
+python3 -c 'import psycopg2' 2>/dev/null || python_missing+=(psycopg2-binary)
+python3 -c 'import pythonjsonlogger' 2>/dev/null || python_missing+=(python-json-logger)
+python3 -c 'import dotenv' 2>/dev/null || python_missing+=(python-dotenv)
+if [ ${#python_missing[@]} -gt 0 ]; then
+    echo "installing ${python_missing[*]} with pip (for the seed programs' tests)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${python_missing[@]}" \
+        || { echo "routerd's tests need: python3 -m pip install ${python_missing[*]}" >&2; exit 1; }
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -1,8 +1,12 @@
 import Logging
 public import RouterCore
 
-/// `postgres`: inserts each batch into a PostgreSQL table with one statement; rows the database refuses go to the
-/// `rejected` port with the database's message while the rest commit.
+/// `postgres`: inserts each batch into a PostgreSQL table with one statement; rows whose values their columns cannot
+/// take, and rows the database refuses, go to the `rejected` port with the reason while the rest commit.
+///
+/// At connect (and at every reconnect) the output reads the table's columns and types, fills those it knows and
+/// leaves the others (an `id SERIAL`, a `DEFAULT NOW()`) to the database; each value is cast in Swift to its
+/// column's type (``ColumnCast``) before the batch is sent.
 ///
 /// Entries count as written (``Batch/settle(_:)``, so an `ack` or an `amqp` input upstream answers) only once
 /// their INSERT has committed. While the database is away the output keeps the batch it holds, reconnects with
@@ -13,7 +17,7 @@ public import RouterCore
 /// committed; it inserts those rows again (counted as `unknown_outcome`), so they may be stored twice.
 public final class PostgresOutput: OutputStage {
     /// Why an entry went to `rejected`.
-    static let rejectReasons = ["rejected_by_database", "not_utf8", "not_json", "not_object"]
+    static let rejectReasons = ["rejected_by_database", "not_utf8", "not_json", "not_object", "bad_value"]
 
     /// The `postgres` declaration.
     public static let declaration = StageDeclaration(
@@ -24,6 +28,7 @@ public final class PostgresOutput: OutputStage {
             table,
             columns,
             createTable,
+            schema,
             batchMaxEvents,
             SharedOptions.connectTimeout,
             writeTimeout,
@@ -31,9 +36,10 @@ public final class PostgresOutput: OutputStage {
         ports: [
             PortDeclaration(
                 "rejected",
-                "Entries the database refused (a value its column cannot take, a constraint) with the database's "
-                    + "message as their detail, and entries that are not JSON objects; the rest of their batch "
-                    + "commits. Read it with a `file` output in `format: dead_letter`.")
+                "Entries with a value their column cannot take (`bad_value`: `\"abc\"` or 1.5 into an integer "
+                    + "column, a detail naming the column), entries the database refused (a constraint, with the "
+                    + "database's message as their detail), and entries that are not JSON objects; the rest of "
+                    + "their batch commits. Read it with a `file` output in `format: dead_letter`.")
         ],
         counters: [
             CounterDeclaration("inserted", "Rows committed (as events_out{port=\"default\"})."),
@@ -90,18 +96,35 @@ public final class PostgresOutput: OutputStage {
     static let columns = StageOption<[String: String]?>(
         OptionDeclaration(
             "columns", .mapping(.string), .optional,
-            "Column name to what fills it: a field of the entry (`text`, or `client.id` for a nested one; "
-                + "extracted as text and cast to the column's type, NULL when absent), `$entry` (the whole entry "
-                + "as jsonb) or `$received_at` (when routerd received it). Unset: the seed's table, client_id, "
-                + "text, token and checksum from the fields of the same names, received_at, and entry. A value "
-                + "that its column cannot take refuses that row only."))
+            "Column name to what fills it: a field of the entry (`text`, or `client.id` for a nested one; cast "
+                + "to the column's type, NULL when absent or null), `$entry` (the whole entry, into json, jsonb or "
+                + "text) or `$received_at` (when routerd received it: timestamptz, timestamp as UTC wall time, "
+                + "date, or text in ISO 8601 UTC). Each mapped column must be in the table. Unset: the seed's "
+                + "columns client_id, text, token and checksum from the fields of the same names and "
+                + "received_at, each where the table has it (a missing one is named once in the log at connect), "
+                + "and `entry` (the whole entry) if the table has it. Casts: integer columns take a JSON integer "
+                + "or a string holding one, in range (not 1.5, not \"abc\"); numeric, real and double precision "
+                + "a number or a string holding one; boolean true or false; json and jsonb any value; text any "
+                + "value (an object as written). A value its column cannot take sends that row to `rejected` "
+                + "(bad_value) and the rest of the batch is stored. Columns not filled are left to their "
+                + "defaults; a NOT NULL column without a default must be mapped."))
 
     static let createTable = StageOption<Bool>(
         OptionDeclaration(
             "create_table", .bool, .defaultValue(.bool(true)),
-            "Create the table when it is missing: an `id bigserial` key, then each column (`$entry` jsonb not "
-                + "null, `$received_at` timestamptz not null default now(), fields text). False: a missing table "
-                + "is an error, retried with backoff until someone creates it."))
+            "Create the table when it is missing, as `schema` says. False: a missing table is an error, retried "
+                + "with backoff until someone creates it. An existing table is never changed."))
+
+    static let schema = StageOption<String>(
+        OptionDeclaration(
+            "schema", .oneOf(TableSchema.allCases.map(\.rawValue)), .defaultValue(.string(TableSchema.seed.rawValue)),
+            "The table `create_table` makes. `seed`: exactly the data-diode seed's, `id SERIAL PRIMARY KEY, "
+                + "client_id INT, text TEXT, token TEXT, checksum TEXT, received_at TIMESTAMP DEFAULT NOW()` "
+                + "(received_at holds routerd's receive time as UTC wall time), so the seed's own queries work on "
+                + "it. `extended`: the same with routerd's extras, `received_at TIMESTAMPTZ NOT NULL DEFAULT "
+                + "now()` and the whole entry in `entry JSONB NOT NULL`. With `columns`, the table has an `id "
+                + "SERIAL` key and the mapped columns: a seed column's name gets the seed's type, `$entry` "
+                + "JSONB, `$received_at` the schema's received_at type, other fields TEXT."))
 
     static let batchMaxEvents = StageOption<Int>(
         OptionDeclaration(
@@ -161,7 +184,8 @@ struct PostgresSettings: Sendable {
         }
         do {
             table = try PostgresTable(
-                table: try options.value(PostgresOutput.table), columns: try options.value(PostgresOutput.columns))
+                table: try options.value(PostgresOutput.table), columns: try options.value(PostgresOutput.columns),
+                schema: TableSchema(rawValue: try options.value(PostgresOutput.schema)) ?? .seed)
         } catch let error as PostgresConfigError {
             throw StageError(error.description)
         }

@@ -37,8 +37,8 @@ final class PostgresSession {
     private let connection: PostgresConnection
     private let executor: EventLoopTaskExecutor
     private let quietLogger: Logger
-    /// The INSERT for the table's current shape; nil until ``setUp(table:createTable:deadline:)``.
-    private(set) var insertStatement: String?
+    /// What to insert into the table as it is now; nil until ``setUp(table:createTable:deadline:)``.
+    private(set) var plan: InsertPlan?
 
     private init(connection: PostgresConnection, executor: EventLoopTaskExecutor, logger: Logger) {
         self.connection = connection
@@ -79,9 +79,9 @@ final class PostgresSession {
         }
     }
 
-    /// Creates the table when asked and it is missing, reads its column types and builds the INSERT.
+    /// Creates the table when asked and it is missing, reads its columns and plans the INSERT.
     func setUp(table: PostgresTable, createTable: Bool, deadline: Int64) throws(PostgresFailure) {
-        insertStatement = nil
+        plan = nil
         if createTable {
             do {
                 try run(PostgresQuery(unsafeSQL: table.createStatement), deadline: deadline)
@@ -93,44 +93,43 @@ final class PostgresSession {
         }
         var binds = PostgresBindings()
         binds.append(table.quotedName)
-        let types: [String: String]
+        let columns: [TableColumn]
         do {
-            types = try BlockingBridge.run(on: executor, until: deadline) { [connection, quietLogger, binds] in
+            columns = try BlockingBridge.run(on: executor, until: deadline) { [connection, quietLogger, binds] in
                 let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: PostgresTable.columnTypesQuery, binds: binds), logger: quietLogger)
-                var types: [String: String] = [:]
-                for try await (name, type) in rows.decode((String, String).self) { types[name] = type }
-                return types
+                    PostgresQuery(unsafeSQL: PostgresTable.columnsQuery, binds: binds), logger: quietLogger)
+                var columns: [TableColumn] = []
+                for try await (name, type, required) in rows.decode((String, String, Bool).self) {
+                    columns.append(TableColumn(name: name, type: type, required: required))
+                }
+                return columns
             }
         } catch {
             throw timedOutOrClassified(error)
         }
-        guard !types.isEmpty else {
+        guard !columns.isEmpty else {
             throw PostgresFailure(
                 kind: .statement,
                 message: "table \(table.displayName) does not exist"
                     + (createTable ? "" : " (create_table is false: create it, or set create_table: true)"))
         }
         do {
-            insertStatement = try table.insertStatement(types: types)
+            plan = try table.plan(for: columns)
         } catch {
             throw PostgresFailure(kind: .statement, message: error.description)
         }
     }
 
-    /// Inserts the rows in one statement inside BEGIN ... COMMIT, committed when it returns.
+    /// Runs the plan's INSERT with `binds` (``InsertPlan``) inside BEGIN ... COMMIT, committed when it returns.
     ///
     /// Not autocommit: there the server commits after answering the INSERT, and postgres-nio reports the INSERT as
     /// done before a failing commit (a deferred constraint, a serialization failure) says otherwise. COMMIT's own
     /// answer is the one that counts.
-    func insert(entries: [String], micros: [Int64], deadline: Int64) throws(PostgresFailure) {
-        guard let insertStatement else {
+    func insert(_ binds: PostgresBindings, deadline: Int64) throws(PostgresFailure) {
+        guard let plan else {
             throw PostgresFailure(kind: .statement, message: "the session is not set up")
         }
-        var binds = PostgresBindings(capacity: 2)
-        binds.append(entries)
-        binds.append(micros)
-        let insert = PostgresQuery(unsafeSQL: insertStatement, binds: binds)
+        let insert = PostgresQuery(unsafeSQL: plan.statement, binds: binds)
         do {
             try BlockingBridge.run(on: executor, until: deadline) { [connection, quietLogger] in
                 try await connection.query("BEGIN", logger: quietLogger)
@@ -154,7 +153,7 @@ final class PostgresSession {
 
     /// Forgets the table's shape, so that the next use reads it again (after the table changed or went away).
     func invalidateSetUp() {
-        insertStatement = nil
+        plan = nil
     }
 
     /// Closes the connection without waiting.
@@ -230,5 +229,17 @@ final class PostgresSession {
             return "no answer within \(amount.nanoseconds / 1_000_000)ms"
         }
         return "\(error)"
+    }
+}
+
+extension RowValues {
+    /// The bind parameters of the plan's INSERT, in the order ``InsertPlan`` numbers them.
+    func bindings() -> PostgresBindings {
+        var binds = PostgresBindings(capacity: fields.count + nulls.count + 2)
+        for column in fields { binds.append(column) }
+        for mask in nulls { binds.append(mask) }
+        if plan.usesEntry { binds.append(entries) }
+        if plan.usesReceivedAt { binds.append(micros) }
+        return binds
     }
 }

@@ -23,6 +23,8 @@ struct PostgresWriter: OutputWriter {
 
     private var session: PostgresSession?
     private var connectedBefore = false
+    /// The seed columns last said to be missing from the table, so that a reconnect does not say it again.
+    private var loggedSkipped: [String] = []
     /// The group being inserted: what is done stays done when a later statement of it fails and it is given again.
     private var current: (id: UInt64, rows: PendingRows)?
 
@@ -91,29 +93,36 @@ struct PostgresWriter: OutputWriter {
         return refusals.isEmpty ? .written : .refused(refusals, port: rejectedPort)
     }
 
-    /// Inserts every range still to do; a range the database refuses for a row's sake is split in halves until the
-    /// refused rows stand alone. Each statement commits on its own, so what has been inserted stays inserted when
-    /// a later statement fails.
+    /// Inserts every range still to do, with the values cast in Swift to the table's column types: a row whose
+    /// value a column cannot take goes to `rejected` before anything is sent. A range the database still refuses
+    /// for a row's sake (a constraint) is split in halves until the refused rows stand alone. Each statement
+    /// commits on its own, so what has been inserted stays inserted when a later statement fails.
     private func insert(_ rows: inout PendingRows, using session: PostgresSession) throws(PostgresFailure) {
+        guard let plan = session.plan else {
+            throw PostgresFailure(kind: .statement, message: "the session is not set up")
+        }
+        let badValue = PostgresOutput.rejectReasons.firstIndex(of: "bad_value") ?? 0
         while let range = rows.todo.popLast() {
+            let (values, refusedNow) = rows.values(range, plan: plan, reason: badValue)
+            if refusedNow > 0 { rejectedCounters[badValue].add(refusedNow) }
+            guard !values.rows.isEmpty else { continue }
             statements.add()
             do {
                 try session.insert(
-                    entries: Array(rows.entries[range]), micros: Array(rows.micros[range]),
-                    deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
-                rows.inserted += range.count
-                inserted.add(range.count)
+                    values.bindings(), deadline: monotonicNanos() + settings.writeTimeout.nanoseconds)
+                rows.inserted += values.rows.count
+                inserted.add(values.rows.count)
             } catch let failure where failure.kind == .rows {
-                if range.count == 1 {
-                    rows.reject(row: range.lowerBound, reason: 0, detail: failure.message)
+                if values.rows.count == 1 {
+                    rows.reject(row: values.rows[0], reason: 0, detail: failure.message)
                     rejectedCounters[0].add()
                 } else {
-                    let middle = range.lowerBound + range.count / 2
+                    let middle = values.rows[values.rows.count / 2]
                     rows.todo.append(middle..<range.upperBound)
                     rows.todo.append(range.lowerBound..<middle)
                 }
             } catch {
-                if error.outcomeUnknown { unknownOutcome.add(range.count) }
+                if error.outcomeUnknown { unknownOutcome.add(values.rows.count) }
                 rows.todo.append(range)
                 retries.add()
                 throw error
@@ -143,7 +152,7 @@ struct PostgresWriter: OutputWriter {
             connectedBefore = true
             self.session = session
         }
-        if session.insertStatement == nil {
+        if session.plan == nil {
             do {
                 try session.setUp(
                     table: settings.table, createTable: settings.createTable,
@@ -158,6 +167,16 @@ struct PostgresWriter: OutputWriter {
             }
             context.logger.info(
                 "connected", metadata: ["url": "\(settings.url.masked)", "table": "\(settings.table.displayName)"])
+            if let skipped = session.plan?.skipped, skipped != loggedSkipped {
+                loggedSkipped = skipped
+                if !skipped.isEmpty {
+                    context.logger.notice(
+                        "the table lacks some of the seed's columns; they are not filled",
+                        metadata: [
+                            "table": "\(settings.table.displayName)", "columns": "\(skipped.joined(separator: ", "))",
+                        ])
+                }
+            }
         }
         return session
     }
@@ -180,6 +199,8 @@ struct PendingRows {
     var entries: [String] = []
     /// Receive times, in microseconds since the Unix epoch.
     var micros: [Int64] = []
+    /// Rows already refused (by a cast, or by the database), skipped when a range is sent again.
+    var refused: [Bool] = []
     /// Row ranges still to insert (a stack: the last is next).
     var todo: [Range<Int>] = []
     var rejections: [[Rejection]]
@@ -198,32 +219,33 @@ struct PendingRows {
         micros.reserveCapacity(total)
         let anyObject = JSONRequiredKeys([])
         let problems = ["not UTF-8", "not JSON", "not a JSON object"]
+        let firstLocal = PostgresOutput.rejectReasons.firstIndex(of: "not_utf8") ?? 1
         for (batchIndex, batch) in batches.enumerated() {
-            let receivedMicros = batch.receivedAtNanos / 1000
             for (eventIndex, event) in batch.events.enumerated() {
                 let result = batch.withBytes(of: event) { JSONEntryScanner.scan($0, required: anyObject) }
-                let reason: Int?
+                let problem: Int?
                 switch result.problem {
-                case .notUTF8: reason = 1
-                case .notJSON: reason = 2
-                case .notObject: reason = 3
+                case .notUTF8: problem = 0
+                case .notJSON: problem = 1
+                case .notObject: problem = 2
                 // A known field of another type than routerd's own entries use (`"sequence":"abc"`) is still a
-                // JSON object: the table decides.
-                case .wrongType, .missingField, nil: reason = nil
+                // JSON object: the columns' casts decide.
+                case .wrongType, .missingField, nil: problem = nil
                 }
-                if let reason {
+                if let problem {
                     rejections[batchIndex].append(
                         Rejection(
-                            event: eventIndex, reason: reason, offset: result.problemOffset,
-                            detail: problems[reason - 1] + " at byte \(result.problemOffset)"))
-                    localRejectCounts[reason] += 1
+                            event: eventIndex, reason: firstLocal + problem, offset: result.problemOffset,
+                            detail: problems[problem] + " at byte \(result.problemOffset)"))
+                    localRejectCounts[firstLocal + problem] += 1
                     continue
                 }
                 origin.append((batchIndex, eventIndex))
                 entries.append(batch.text(of: event))
-                micros.append(receivedMicros)
+                micros.append(batch.arrivalNanos(of: event) / 1000)
             }
         }
+        refused = [Bool](repeating: false, count: entries.count)
         var start = 0
         var ranges: [Range<Int>] = []
         while start < entries.count {
@@ -234,8 +256,77 @@ struct PendingRows {
         todo = ranges.reversed()
     }
 
+    /// The values of the rows of `range` not refused yet, cast for `plan`; a row whose value a column cannot take
+    /// is refused (for `reason`, with a detail naming the column) and left out. Also says how many were refused.
+    mutating func values(_ range: Range<Int>, plan: InsertPlan, reason: Int) -> (RowValues, refused: Int) {
+        var refusedNow = 0
+        var values = RowValues(plan: plan, capacity: range.count)
+        let reader = plan.fields.isEmpty ? nil : JSONFieldReader(paths: plan.fields.map(\.path))
+        for row in range where !refused[row] {
+            var problem: String?
+            if let reader {
+                problem = entries[row].withUTF8 { utf8 in
+                    values.append(fields: reader.read(UnsafeRawBufferPointer(utf8)), in: UnsafeRawBufferPointer(utf8))
+                }
+            }
+            if let problem {
+                reject(row: row, reason: reason, detail: problem)
+                refusedNow += 1
+                continue
+            }
+            values.rows.append(row)
+            if plan.usesEntry { values.entries.append(entries[row]) }
+            if plan.usesReceivedAt { values.micros.append(micros[row]) }
+        }
+        return (values, refusedNow)
+    }
+
     mutating func reject(row: Int, reason: Int, detail: String) {
+        refused[row] = true
         let (batch, event) = origin[row]
         rejections[batch].append(Rejection(event: event, reason: reason, offset: -1, detail: detail))
+    }
+}
+
+/// The values of some rows for one ``InsertPlan``, column by column: its bind parameters.
+struct RowValues {
+    let plan: InsertPlan
+    /// Which row of ``PendingRows`` each value belongs to.
+    var rows: [Int] = []
+    /// For each field column, its text in each row ("" where NULL).
+    var fields: [[String]]
+    /// For each 63 field columns, a bit per column set where the value is NULL.
+    var nulls: [[Int64]]
+    var entries: [String] = []
+    var micros: [Int64] = []
+
+    init(plan: InsertPlan, capacity: Int) {
+        self.plan = plan
+        fields = [[String]](repeating: [], count: plan.fields.count)
+        nulls = [[Int64]](
+            repeating: [], count: (plan.fields.count + InsertPlan.flagsPerMask - 1) / InsertPlan.flagsPerMask)
+        rows.reserveCapacity(capacity)
+    }
+
+    /// Casts one row's field values and appends them; the refusal (naming the column) when one cannot be cast, and
+    /// then nothing is appended.
+    mutating func append(fields found: [JSONValue?], in bytes: UnsafeRawBufferPointer) -> String? {
+        var texts: [String?] = []
+        texts.reserveCapacity(found.count)
+        for (index, value) in found.enumerated() {
+            let column = plan.columns[plan.fields[index].column]
+            switch column.cast.convert(value, in: bytes) {
+            case .success(let text): texts.append(text)
+            case .failure(let refusal):
+                return "column \(column.name) (\(column.type)): \(refusal.why)"
+            }
+        }
+        var masks = [Int64](repeating: 0, count: nulls.count)
+        for (index, text) in texts.enumerated() {
+            fields[index].append(text ?? "")
+            if text == nil { masks[index / InsertPlan.flagsPerMask] |= 1 << Int64(index % InsertPlan.flagsPerMask) }
+        }
+        for (index, mask) in masks.enumerated() { nulls[index].append(mask) }
+        return nil
     }
 }

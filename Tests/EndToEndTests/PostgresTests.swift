@@ -5,12 +5,18 @@ import Testing
     import Glibc
 #endif
 
-/// A seed-style message: client_id a number for even `sequence`s and a string for odd ones, as senders do both.
+/// A seed-style message: client_id a JSON integer for even `sequence`s and a string holding one for odd ones, as
+/// senders do both.
 private func seedMessage(_ sequence: Int) -> String {
-    let clientID = sequence % 2 == 0 ? "\(sequence)" : "\"c-\(sequence)\""
+    let clientID = sequence % 2 == 0 ? "\(sequence)" : "\"\(sequence)\""
     return "{\"client_id\":\(clientID),\"text\":\"message \(sequence) \\u00e9 ✓\",\"token\":\"tok-\(sequence)\","
         + "\"checksum\":\"md5-\(sequence)\",\"seq\":\(sequence)}"
 }
+
+/// The data-diode seed's table, made by the seed's own DDL (its consumer's `CREATE TABLE`).
+private let seedDDL =
+    "CREATE TABLE IF NOT EXISTS udp_messages (id SERIAL PRIMARY KEY, client_id INT, text TEXT, token TEXT, "
+    + "checksum TEXT, received_at TIMESTAMP DEFAULT NOW())"
 
 /// The counters of stage `name` in /stats.
 private func counters(of name: String, port: UInt16) throws -> [String: Any] {
@@ -30,7 +36,7 @@ private func labelled(_ counters: [String: Any], _ name: String, _ label: String
 
 @Suite("routerd binary: postgres output")
 struct PostgresTests {
-    @Test func postgres_storesEveryEntryOfAUDPStreamInTheSeedsTableExactly() throws {
+    @Test func postgres_storesEveryEntryOfAUDPStreamInTheTableItCreates_whichHasTheSeedsColumnTypes() throws {
         let database = try TestPostgres.freshDatabase()
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -49,29 +55,107 @@ struct PostgresTests {
         try waitUntil("\(total) rows in udp_messages", timeout: 60) { () -> Bool? in
             try TestPostgres.count(database, "SELECT count(*) FROM udp_messages") == total ? true : nil
         }
+        // The seed's table, column for column: what its consumer's CREATE TABLE makes.
+        let columns = try TestPostgres.rows(
+            database,
+            "SELECT column_name, data_type, coalesce(column_default, '') FROM information_schema.columns "
+                + "WHERE table_name = 'udp_messages' ORDER BY ordinal_position")
+        #expect(
+            columns == [
+                ["id", "integer", "nextval('udp_messages_id_seq'::regclass)"], ["client_id", "integer", ""],
+                ["text", "text", ""], ["token", "text", ""], ["checksum", "text", ""],
+                ["received_at", "timestamp without time zone", "now()"],
+            ])
+        // received_at is routerd's receive time as UTC wall time, whatever the session's time zone.
         let rows = try TestPostgres.rows(
             database,
-            "SELECT client_id, text, token, checksum, entry::text, received_at >= now() - interval '10 minutes' "
-                + "FROM udp_messages ORDER BY (entry->>'seq')::int")
+            "SET TIME ZONE 'America/New_York'; SELECT client_id, text, token, checksum, "
+                + "received_at BETWEEN (now() AT TIME ZONE 'UTC') - interval '10 minutes' "
+                + "AND (now() AT TIME ZONE 'UTC') + interval '1 minute' FROM udp_messages ORDER BY client_id")
         #expect(rows.count == total)
         for (index, row) in rows.enumerated() {
             let sequence = index + 1
-            let clientID = sequence % 2 == 0 ? "\(sequence)" : "c-\(sequence)"
-            guard row.count == 6 else {
-                Issue.record("row \(sequence): \(row)")
-                break
-            }
-            #expect(row[0...3] == [clientID, "message \(sequence) é ✓", "tok-\(sequence)", "md5-\(sequence)"])
-            let stored = try JSONSerialization.jsonObject(with: Data(row[4].utf8)) as? NSDictionary
-            let sent = try JSONSerialization.jsonObject(with: Data(seedMessage(sequence).utf8)) as? NSDictionary
-            #expect(stored == sent, "row \(sequence)")
-            #expect(row[5] == "t", "received_at of row \(sequence)")
-            if stored != sent || row[5] != "t" { break }
+            let expected = ["\(sequence)", "message \(sequence) é ✓", "tok-\(sequence)", "md5-\(sequence)", "t"]
+            #expect(row == expected, "row \(sequence)")
+            if row != expected { break }
         }
+        #expect(try TestPostgres.count(database, "SELECT count(*) FROM udp_messages WHERE client_id = 1") == 1)
         let store = try counters(of: "store", port: httpPort)
         #expect(store["inserted"] as? Int == total)
         #expect(labelled(store, "events_out", "port", "default") == total)
         #expect(labelled(store, "events_out", "port", "rejected") == 0)
+        #expect(try routerd.terminate() == 0, "stderr:\n\(routerd.logLines.joined(separator: "\n"))")
+    }
+
+    @Test func postgres_intoTheTableTheSeedsConsumerMade_storesWhatTheSeedsQueriesFind() throws {
+        let database = try TestPostgres.freshDatabase()
+        try TestPostgres.psql(database, seedDDL)
+        // The same table without token, in a schema of its own and with a name that needs quoting.
+        try TestPostgres.psql(
+            database,
+            "CREATE SCHEMA diode; CREATE TABLE diode.\"Udp Messages\" (id SERIAL PRIMARY KEY, client_id INT, "
+                + "text TEXT, checksum TEXT, received_at TIMESTAMP DEFAULT NOW())")
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let routerd = try RouterdProcess(
+            config: """
+                inputs:
+                  udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+                outputs:
+                  store: { type: postgres, inputs: [udp_in], url: "\(database)", create_table: false }
+                  other: { type: postgres, inputs: [udp_in], url: "\(database)", table: "diode.Udp Messages" }
+                  stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
+                """, directory: directory)
+        let udpPort = try routerd.listeningPort(stage: "udp_in")
+        let httpPort = try routerd.listeningPort(stage: "stats")
+        // The seed's client's messages: client_id a JSON integer, the same client sending several.
+        let messages = (1...300).map { sequence in
+            "{\"client_id\":\(sequence % 3 + 1),\"text\":\"hello \(sequence)\",\"token\":\"tok-\(sequence)\","
+                + "\"checksum\":\"sum-\(sequence)\"}"
+        }
+        // Two the seed's client_id INT cannot take, in the middle of the stream: refused, the rest stored.
+        let refused = [
+            #"{"client_id":"abc","text":"bad","token":"t","checksum":"c"}"#,
+            #"{"client_id":1.5,"text":"bad","token":"t","checksum":"c"}"#,
+        ]
+        try UDPClient().send(Array(messages[..<150]) + refused + messages[150...], port: udpPort)
+        try waitUntil("300 rows in each table", timeout: 30) { () -> Bool? in
+            try TestPostgres.count(database, "SELECT count(*) FROM udp_messages") == 300
+                && TestPostgres.count(database, "SELECT count(*) FROM diode.\"Udp Messages\"") == 300 ? true : nil
+        }
+        let rows = try TestPostgres.rows(
+            database, "SELECT client_id, text, token, checksum FROM udp_messages WHERE client_id = 1 ORDER BY id")
+        let expected = (1...300).filter { $0 % 3 == 0 }.map {
+            ["1", "hello \($0)", "tok-\($0)", "sum-\($0)"]
+        }
+        #expect(rows == expected)
+        #expect(
+            try TestPostgres.count(
+                database,
+                "SELECT count(*) FROM udp_messages WHERE id IS NOT NULL AND received_at IS NOT NULL "
+                    + "AND received_at > (now() AT TIME ZONE 'UTC') - interval '10 minutes'") == 300)
+        // The table was not changed: no entry column was added, no type altered.
+        #expect(
+            try TestPostgres.psql(
+                database,
+                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
+                    + "FROM information_schema.columns WHERE table_name = 'udp_messages'"
+            )
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+                == "id integer, client_id integer, text text, token text, checksum text, "
+                + "received_at timestamp without time zone")
+        let skipped = routerd.logs("the table lacks some of the seed's columns; they are not filled")
+        #expect(skipped.count == 1, "\(skipped)")
+        #expect(skipped.first?["stage"] as? String == "other")
+        #expect(skipped.first?["columns"] as? String == "token")
+        for name in ["store", "other"] {
+            let store = try counters(of: name, port: httpPort)
+            #expect(store["inserted"] as? Int == 300, "\(name)")
+            #expect(labelled(store, "rejected", "reason", "bad_value") == 2, "\(name)")
+            #expect(labelled(store, "events_out", "port", "rejected") == 2, "\(name)")
+            #expect(store["retries"] as? Int == 0, "\(name)")
+        }
+        #expect(try TestPostgres.count(database, "SELECT count(*) FROM udp_messages WHERE text = 'bad'") == 0)
         #expect(try routerd.terminate() == 0, "stderr:\n\(routerd.logLines.joined(separator: "\n"))")
     }
 
@@ -105,14 +189,19 @@ struct PostgresTests {
         datagrams[12] = datagrams[12].replacingOccurrences(of: "\"sequence\":13", with: "\"sequence\":\"abc\"")
         datagrams[41] = seedEntry(sequence: 42, level: "BAD", message: "refused by a check")
         datagrams[99] = "not json at all"
+        datagrams[120] = datagrams[120].replacingOccurrences(of: "\"sequence\":121", with: "\"sequence\":1.5")
+        datagrams[150] = datagrams[150].replacingOccurrences(
+            of: "\"sequence\":151", with: "\"sequence\":4294967296")
+        // A string holding an integer is an integer to an integer column.
+        datagrams[170] = datagrams[170].replacingOccurrences(of: "\"sequence\":171", with: "\"sequence\":\"171\"")
         // Sent as one burst, so that most of it arrives in a few batches that each hold a refused row.
         try UDPClient().send(datagrams, port: udpPort, burst: 1000)
-        try waitUntil("three dead letters", timeout: 30) { fileLines(deadLetters).count == 3 ? true : nil }
-        try waitUntil("197 rows", timeout: 30) { () -> Bool? in
-            try TestPostgres.count(database, "SELECT count(*) FROM events") == 197 ? true : nil
+        try waitUntil("five dead letters", timeout: 30) { fileLines(deadLetters).count == 5 ? true : nil }
+        try waitUntil("195 rows", timeout: 30) { () -> Bool? in
+            try TestPostgres.count(database, "SELECT count(*) FROM events") == 195 ? true : nil
         }
         let stored = try TestPostgres.rows(database, "SELECT seq, message, level FROM events ORDER BY seq")
-        let expected = (1...200).filter { ![13, 42, 100].contains($0) }
+        let expected = (1...200).filter { ![13, 42, 100, 121, 151].contains($0) }
         #expect(stored.map { $0.first ?? "" } == expected.map(String.init))
         #expect(stored.first == ["1", "ok 1", "INFO"])
 
@@ -122,8 +211,15 @@ struct PostgresTests {
         let bySequence = Dictionary(
             letters.map { (($0["entry"] as? String) ?? "", $0) }, uniquingKeysWith: { first, _ in first })
         let badNumber = try #require(bySequence[datagrams[12]])
-        #expect(badNumber["reason"] as? String == "rejected_by_database")
-        #expect(badNumber["detail"] as? String == "invalid input syntax for type integer: \"abc\" (SQLSTATE 22P02)")
+        #expect(badNumber["reason"] as? String == "bad_value")
+        #expect(badNumber["detail"] as? String == "column seq (integer): \"abc\" is not an integer")
+        let fraction = try #require(bySequence[datagrams[120]])
+        #expect(fraction["reason"] as? String == "bad_value")
+        #expect(fraction["detail"] as? String == "column seq (integer): 1.5 is not an integer")
+        let tooLarge = try #require(bySequence[datagrams[150]])
+        #expect(
+            tooLarge["detail"] as? String
+                == "column seq (integer): 4294967296 is out of range for -2147483648...2147483647")
         let badLevel = try #require(bySequence[datagrams[41]])
         #expect(badLevel["reason"] as? String == "rejected_by_database")
         let checkMessage = try #require(badLevel["detail"] as? String)
@@ -134,10 +230,13 @@ struct PostgresTests {
         #expect(notJSON["reason"] as? String == "not_json")
 
         let store = try counters(of: "store", port: httpPort)
-        #expect(store["inserted"] as? Int == 197)
-        #expect(labelled(store, "rejected", "reason", "rejected_by_database") == 2)
+        #expect(store["inserted"] as? Int == 195)
+        #expect(labelled(store, "rejected", "reason", "rejected_by_database") == 1)
+        #expect(labelled(store, "rejected", "reason", "bad_value") == 3)
         #expect(labelled(store, "rejected", "reason", "not_json") == 1)
-        #expect(labelled(store, "events_out", "port", "rejected") == 3)
+        #expect(labelled(store, "events_out", "port", "rejected") == 5)
+        // A refused row never holds its batch back: nothing was retried.
+        #expect(store["retries"] as? Int == 0)
         #expect(droppedTotal(store) == 0)
         #expect(try routerd.terminate() == 0)
     }
@@ -204,6 +303,7 @@ struct PostgresTests {
                     type: postgres
                     inputs: [acked]
                     url: "\(database)"
+                    schema: extended
                     reconnect_backoff_max: 500ms
                   stats: { type: http_stats, inputs: [udp_in], address: 127.0.0.1, port: 0 }
                 """, directory: directory)

@@ -80,4 +80,11 @@ struct PostgresConfigTests {
         let text = try errors(["url: postgres://u@db/logs", "table: a.b.c"])
         #expect(text?.contains("'table' must be a table name or schema.table, got 'a.b.c'") == true)
     }
+
+    @Test func schema_isSeedOrExtended() throws {
+        #expect(try errors(["url: postgres://u@db/logs", "schema: extended"]) == nil)
+        #expect(try errors(["url: postgres://u@db/logs", "schema: seed"]) == nil)
+        let text = try #require(try errors(["url: postgres://u@db/logs", "schema: routerd"]))
+        #expect(text.contains("schema") && text.contains("seed") && text.contains("extended"), "\(text)")
+    }
 }
