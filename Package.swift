@@ -48,6 +48,12 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
+        // PCRE2 for the regular expressions of `route` and `modify` (README: "Regular expressions").
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
         .target(name: "CRouterShims"),
 
         // Helpers the modules share that are not the library's API (clocks, JSON text, UTF-8 scanning, threads).
@@ -93,7 +99,7 @@ let package = Package(
         .target(
             name: "Filters",
             dependencies: [
-                "RouterCore", "RouterSupport",
+                "RouterCore", "RouterSupport", "CPCRE2",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

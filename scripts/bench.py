@@ -6,6 +6,10 @@ BENCH_TOTAL entries (1,000,000 by default) from one loadtest worker with 1% ERRO
 growing, samples routerd's CPU time and peak RSS, stops it with SIGTERM, and then reads every line routerd wrote to
 check that each (app, sequence) landed exactly once.
 
+At the rates in --route-rates (200,000/s by default) it also runs examples/bench-route.yaml (the stock topology
+plus a `route` of five conditions, one a regular expression, and a `modify` of three changes) right after the
+stock run at the same rate, and prints what the routing costs per million entries over the stock topology.
+
 It builds nothing: `make bench` builds the release binary first. Python 3 standard library only.
 See docs/bench.md for what each column means.
 """
@@ -288,7 +292,7 @@ def run_loadtest(binary, port, rate, total, workers, error_ratio, timeout):
     return json.loads(lines[-1])
 
 
-def bench_rate(args, rate):
+def bench_rate(args, rate, config=None):
     directory = tempfile.mkdtemp(prefix="routerd-bench-")
     log_dir = os.path.join(directory, "logs")
     dashboard_port = free_tcp_port()
@@ -299,7 +303,8 @@ def bench_rate(args, rate):
         "RCVBUF_SIZE": "4194304",
         "DASHBOARD_PORT": str(dashboard_port),
     }
-    routerd = Routerd(args.binary, args.config, directory, env)
+    config = config or args.config
+    routerd = Routerd(args.binary, config, directory, env)
     try:
         port = routerd.wait_listening()
         # Startup (config, threads, first allocations) is not part of the cost per entry: measure from here,
@@ -337,6 +342,7 @@ def bench_rate(args, rate):
     received = stats_received(stats)
     latency = report.get("ack_latency", {})
     row = {
+        "config": os.path.splitext(os.path.basename(config))[0],
         "offered_rate": rate,
         "achieved_rate": round(float(report.get("achieved_rate", 0)), 1),
         "sent": sent,
@@ -377,7 +383,7 @@ def bench_rate(args, rate):
 
 
 def format_table(rows):
-    headers = ["offered/s", "achieved/s", "sent", "received", "written", "loss %", "CPU-s/M", "RSS MiB", "ack p99 ms"]
+    headers = ["config", "offered/s", "achieved/s", "sent", "received", "written", "loss %", "CPU-s/M", "RSS MiB", "ack p99 ms"]
 
     def cell(row, key):
         value = row.get(key)
@@ -399,7 +405,7 @@ def format_table(rows):
             return f"{value:.3f}"
         return str(value)
 
-    keys = ["offered_rate", "achieved_rate", "sent", "received", "written", "loss_percent",
+    keys = ["config", "offered_rate", "achieved_rate", "sent", "received", "written", "loss_percent",
             "cpu_seconds_per_million", "peak_rss_mib", "ack_p99_ms"]
     cells = [[cell(row, key) for key in keys] for row in rows]
     widths = [max(len(headers[i]), *(len(line[i]) for line in cells)) for i in range(len(headers))]
@@ -442,6 +448,10 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/routerd"),
                         help="routerd binary, used both as the server and as the sender (default .build/release/routerd)")
     parser.add_argument("--config", default=os.path.join(ROOT, "examples/router.yaml"), help="config to run")
+    parser.add_argument("--route-config", default=os.path.join(ROOT, "examples/bench-route.yaml"),
+                        help="the routing config run beside the stock one ('' for none)")
+    parser.add_argument("--route-rates", type=parse_rates, default=[200_000],
+                        help="rates at which the routing config runs too (default 200000)")
     parser.add_argument("--workers", type=int, default=1, help="loadtest workers (default 1)")
     parser.add_argument("--error-ratio", type=float, default=0.01, help="fraction of ERROR entries (default 0.01)")
     parser.add_argument("--output", default=os.path.join(ROOT, ".build/bench/bench-results.json"),
@@ -460,12 +470,20 @@ def main():
     print(f"routerd bench: {args.total:,} entries per rate, {args.workers} loadtest worker(s), "
           f"{args.error_ratio:.0%} ERROR, config {os.path.relpath(args.config, ROOT)}", flush=True)
     rows = []
+    runs = []
     for rate in args.rates:
-        label = "unbounded" if rate == 0 else f"{rate:,}/s"
+        runs.append((rate, args.config))
+        if args.route_config and rate in args.route_rates:
+            runs.append((rate, os.path.abspath(args.route_config)))
+    for rate in args.route_rates:
+        if args.route_config and rate not in args.rates:
+            runs += [(rate, args.config), (rate, os.path.abspath(args.route_config))]
+    for rate, config in runs:
+        label = ("unbounded" if rate == 0 else f"{rate:,}/s") + f" {os.path.basename(config)}"
         attempts = []
         while True:
             print(f"  {label} ...", end="", flush=True)
-            row = bench_rate(args, rate)
+            row = bench_rate(args, rate, config)
             attempts.append(row)
             print(f" sent {row['sent']:,} at {row['achieved_rate']:,.0f}/s, written {row['written']:,}, "
                   f"loss {row['loss_percent']:.3f} %, {row['cpu_seconds_per_million']} CPU-s/M, "
@@ -481,6 +499,15 @@ def main():
 
     print()
     print(format_table(rows))
+    stock_name = os.path.splitext(os.path.basename(args.config))[0]
+    for row in rows:
+        if row["config"] == stock_name:
+            continue
+        stock = [r for r in rows if r["config"] == stock_name and r["offered_rate"] == row["offered_rate"]]
+        if stock and row["cpu_seconds_per_million"] is not None and stock[0]["cpu_seconds_per_million"] is not None:
+            extra = row["cpu_seconds_per_million"] - stock[0]["cpu_seconds_per_million"]
+            print(f"{row['config']} at {row['offered_rate']:,}/s: {extra:+.2f} CPU-s per million entries over "
+                  f"{stock_name}")
     problems = []
     for row in rows:
         label = "unbounded" if row["offered_rate"] == 0 else f"{row['offered_rate']:,}/s"

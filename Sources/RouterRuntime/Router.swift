@@ -31,7 +31,9 @@ public final class Router: Sendable {
         self.logger = logger
         var index: [String: Int] = [:]
         for (position, stage) in plan.stages.enumerated() { index[stage.name] = position }
-        var consumers = plan.stages.map { [[Int]](repeating: [], count: $0.kind.declaration.portNames.count) }
+        var consumers = plan.stages.map {
+            [[Int]](repeating: [], count: $0.kind.declaration.portNames(for: $0.options).count)
+        }
         for (position, stage) in plan.stages.enumerated() {
             for upstream in stage.upstreams {
                 guard let source = index[upstream.stage] else { continue }
@@ -51,15 +53,16 @@ public final class Router: Sendable {
         var built: [Node] = []
         var failures: [Diagnostic] = []
         for (position, stage) in plan.stages.enumerated() {
+            let portNames = stage.kind.declaration.portNames(for: stage.options)
             let counters = StageCounters(
                 stage: stage.name, type: stage.kind.declaration.type,
-                declaration: stage.kind.declaration)
+                declaration: stage.kind.declaration, ports: portNames)
             let health = StageHealth()
             var stageLogger = logger
             stageLogger[metadataKey: "stage"] = "\(stage.name)"
             stageLogger[metadataKey: "type"] = "\(stage.kind.declaration.type)"
             let ports =
-                stage.kind.role == .output ? PortEmitter(portNames: stage.kind.declaration.portNames) : .unconnected
+                stage.kind.role == .output ? PortEmitter(portNames: portNames) : .unconnected
             let context = StageContext(
                 name: stage.name, type: stage.kind.declaration.type, options: stage.options, logger: stageLogger,
                 counters: counters, health: health, router: observer, location: stage.location, ports: ports)
@@ -280,7 +283,7 @@ private final class Node: Sendable {
         self.tier = tier
         let counters = context.counters
         eventsIn = counters.counter("events_in")
-        let ports = type(of: stage).declaration.portNames
+        let ports = type(of: stage).declaration.portNames(for: context.options)
         eventsOut = ports.map { counters.counter("events_out", label: "port", value: $0) }
         discarded = counters.counter("events_discarded")
     }

@@ -52,7 +52,14 @@ package enum Compliance {
             yaml += "inputs:\n  feed: {type: compliance_feed, channel: \"\(channel)\"}\n"
             yaml +=
                 "\(kind.role.section):\n  subject:\n    type: \(kind.declaration.type)\n    inputs: [feed]\n" + example
-            let ports = kind.declaration.portNames.filter { kind.role == .filter || $0 != "default" }
+            // Ports the example's options name (a route's) are captured too; a stage without a default port has
+            // none to capture.
+            let options = RouterConfig.exampleOptions(
+                of: kind, environment: ["EXAMPLE_DIR": "/tmp", "EXAMPLE_PORT": "0"])
+            let ports = kind.declaration.portNames(for: options ?? StageOptions()).filter { port in
+                port == "default"
+                    ? kind.role == .filter && kind.declaration.hasDefaultPort : true
+            }
             if !ports.isEmpty && kind.role != .output { yaml += "outputs:\n" }
             for port in ports {
                 let upstream = port == "default" ? "subject" : "subject.\(port)"

@@ -311,6 +311,13 @@ struct ComplianceTests {
                     + "\n"
             }
             upstream = name
+            // A filter without a default port (a route) is read through every port its example names.
+            if name == "subject" && kind.role == .filter && !kind.declaration.hasDefaultPort {
+                let options = RouterConfig.exampleOptions(
+                    of: kind, environment: ["EXAMPLE_DIR": "/tmp", "EXAMPLE_PORT": "0"])
+                upstream = kind.declaration.portNames(for: options ?? StageOptions()).dropFirst()
+                    .map { "subject.\($0)" }.joined(separator: ", ")
+            }
         }
         return yaml
     }

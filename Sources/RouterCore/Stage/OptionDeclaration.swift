@@ -17,6 +17,9 @@ public indirect enum OptionType: Sendable, Equatable {
     /// A YAML mapping from names (any text, each once) to values that all have the element type
     /// (`{client_id: sender.id, text: message}`).
     case mapping(OptionType)
+    /// Any YAML value, kept as an ``OptionTree`` with its positions, whose shape (described by the text, e.g.
+    /// `mapping of port name to condition`) the stage's ``StageDeclaration/validate`` checks.
+    case structure(String)
 
     /// The type's name as shown in docs and errors (`size`, `list of string`, `one of: block, drop_newest`).
     public var displayName: String {
@@ -29,6 +32,7 @@ public indirect enum OptionType: Sendable, Equatable {
         case .oneOf(let values): "one of: " + values.joined(separator: ", ")
         case .list(let element): "list of \(element.displayName)"
         case .mapping(let element): "mapping of name to \(element.displayName)"
+        case .structure(let shape): shape
         }
     }
 
@@ -43,6 +47,7 @@ public indirect enum OptionType: Sendable, Equatable {
         case .oneOf: "enum"
         case .list: "list"
         case .mapping: "mapping"
+        case .structure: "structure"
         }
     }
 }
@@ -63,6 +68,8 @@ public indirect enum OptionValue: Sendable, Equatable, CustomStringConvertible {
     case list([OptionValue])
     /// A mapping of names to values.
     case mapping([String: OptionValue])
+    /// A structured value with its positions.
+    case tree(OptionTree)
 
     /// The value as it would be written in YAML (`4MiB`, `5s`, `[ERROR]`).
     public var description: String {
@@ -75,6 +82,7 @@ public indirect enum OptionValue: Sendable, Equatable, CustomStringConvertible {
         case .list(let items): "[" + items.map(\.description).joined(separator: ", ") + "]"
         case .mapping(let entries):
             "{" + entries.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
+        case .tree(let tree): tree.yamlText
         }
     }
 }
@@ -118,11 +126,14 @@ public struct PortDeclaration: Sendable, Equatable {
     public var name: String
     /// Which events leave through it.
     public var description: String
+    /// For a port the options name (``StageDeclaration/optionPorts``): where the config names it.
+    public var location: SourceLocation?
 
     /// Declares a port.
-    public init(_ name: String, _ description: String) {
+    public init(_ name: String, _ description: String, location: SourceLocation? = nil) {
         self.name = name
         self.description = description
+        self.location = location
     }
 }
 

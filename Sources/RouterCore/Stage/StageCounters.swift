@@ -42,13 +42,14 @@ public final class StageCounters: @unchecked Sendable {
     private let keys = Mutex<(list: [CounterKey], index: [CounterKey: Int])>(([], [:]))
 
     /// Makes the counters for a stage, with every declared series present at zero.
-    public init(stage: String, type: String, declaration: StageDeclaration) {
+    /// `ports` names every port of this stage (``StageDeclaration/portNames(for:)``); nil: the declared ones.
+    public init(stage: String, type: String, declaration: StageDeclaration, ports: [String]? = nil) {
         self.stage = stage
         self.type = type
         slots = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: StageCounters.capacity)
         for index in 0..<StageCounters.capacity { (slots + index).initialize(to: Atomic(0)) }
         _ = counter("events_in")
-        for port in declaration.portNames { _ = counter("events_out", label: "port", value: port) }
+        for port in ports ?? declaration.portNames { _ = counter("events_out", label: "port", value: port) }
         for declared in declaration.counters {
             if let label = declared.label {
                 for value in declared.labelValues { _ = counter(declared.name, label: label, value: value) }

@@ -36,6 +36,18 @@ public struct StageDeclaration: Sendable {
     /// Checks between options that one option's type cannot express (`levels` or `min_level`, not both);
     /// returns one message per problem, reported at the stage's position in the config.
     public var check: @Sendable (StageOptions) -> [String]
+    /// Checks of structured options (``OptionType/structure(_:)``) that report where in the option each problem
+    /// is (a regular expression that does not compile, a condition nobody knows); run after ``check``.
+    public var validate: @Sendable (StageOptions) -> [OptionProblemReport]
+    /// Ports the options name (`route`'s routes), after the declared ``ports``; `unmatched` is declared, `billing`
+    /// comes from the config.
+    public var optionPorts: @Sendable (StageOptions) -> [PortDeclaration]
+    /// Whether every port from ``optionPorts`` must be read by some stage: a config error otherwise, since a route
+    /// nothing reads is a mistake in the config rather than a choice.
+    public var optionPortsMustBeRead: Bool
+    /// Whether the default port (the stage's own name) carries entries; when false (`route`, whose every entry
+    /// leaves by a named port), listing the bare stage name in `inputs` is a config error.
+    public var hasDefaultPort: Bool
 
     /// Declares a stage kind.
     public init(
@@ -47,7 +59,11 @@ public struct StageDeclaration: Sendable {
         needsReplyChannel: Bool = false,
         canReply: @escaping @Sendable (StageOptions) -> Bool = { _ in false },
         example: StageExample = StageExample(),
-        check: @escaping @Sendable (StageOptions) -> [String] = { _ in [] }
+        check: @escaping @Sendable (StageOptions) -> [String] = { _ in [] },
+        validate: @escaping @Sendable (StageOptions) -> [OptionProblemReport] = { _ in [] },
+        optionPorts: @escaping @Sendable (StageOptions) -> [PortDeclaration] = { _ in [] },
+        optionPortsMustBeRead: Bool = false,
+        hasDefaultPort: Bool = true
     ) {
         self.type = type
         self.summary = summary
@@ -58,10 +74,19 @@ public struct StageDeclaration: Sendable {
         self.canReply = canReply
         self.example = example
         self.check = check
+        self.validate = validate
+        self.optionPorts = optionPorts
+        self.optionPortsMustBeRead = optionPortsMustBeRead
+        self.hasDefaultPort = hasDefaultPort
     }
 
     /// Port names in index order: the default port (the stage's own name, shown as `default`) first.
     public var portNames: [String] { ["default"] + ports.map(\.name) }
+
+    /// Port names in index order for a stage with these options: ``portNames``, then the ports the options name.
+    public func portNames(for options: StageOptions) -> [String] {
+        portNames + optionPorts(options).map(\.name)
+    }
 }
 
 /// A working example of a stage kind's options, declared with the kind.

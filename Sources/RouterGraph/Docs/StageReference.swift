@@ -142,6 +142,7 @@ public enum StageReference {
             "{"
                 + entries.sorted { $0.key < $1.key }.map { JSONText.quoted($0.key) + ":" + jsonValue($0.value) }
                 .joined(separator: ",") + "}"
+        case .tree(let tree): JSONText.quoted(tree.yamlText)
         }
     }
 }

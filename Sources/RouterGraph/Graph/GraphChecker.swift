@@ -158,6 +158,11 @@ private struct GraphChecker {
                     error(message, at: stage.keyLocation, path: path)
                 }
             }
+            if diagnostics.count == errorsBefore {
+                for problem in kind.declaration.validate(declaredStage.options) {
+                    error(problem.message, at: problem.location ?? stage.keyLocation, path: path)
+                }
+            }
             result.append(declaredStage)
         }
         return result
@@ -248,6 +253,7 @@ private struct GraphChecker {
         }
         var upstreams = [[Upstream]](repeating: [], count: declared.count)
         var consumed = Set<String>()
+        var consumedPorts = Set<Upstream>()
         for (index, stage) in declared.enumerated() where stage.role != .input {
             for node in stage.upstreamNodes {
                 guard case .scalar(let reference) = node.kind else { continue }
@@ -262,9 +268,11 @@ private struct GraphChecker {
                     }
                     upstreams[index].append(upstream)
                     consumed.insert(upstream.stage)
+                    consumedPorts.insert(upstream)
                 }
             }
         }
+        reportUnreadOptionPorts(declared, consumedPorts: consumedPorts)
         for stage in declared where stage.role == .input && !consumed.contains(stage.name) && stage.kind != nil {
             error(
                 "input '\(stage.name)' is not consumed: no filter or output lists it in its inputs",
@@ -282,6 +290,21 @@ private struct GraphChecker {
                     location: stage.location))
         }
         return RouterPlan(stages: stages, globals: globals, source: source)
+    }
+
+    /// A port the options name (a route) that no stage reads is a mistake: the entries it takes would be lost.
+    mutating func reportUnreadOptionPorts(_ declared: [DeclaredStage], consumedPorts: Set<Upstream>) {
+        for stage in declared {
+            guard let declaration = stage.kind?.declaration, declaration.optionPortsMustBeRead else { continue }
+            let fixed = declaration.portNames.count
+            for (offset, port) in declaration.optionPorts(stage.options).enumerated() {
+                let upstream = Upstream(stage: stage.name, port: fixed + offset, portName: port.name)
+                guard !consumedPorts.contains(upstream) else { continue }
+                error(
+                    "port '\(stage.name).\(port.name)' is not read: no filter or output lists it in its inputs, so the "
+                        + "entries it takes would be lost", at: port.location ?? stage.location, path: stage.path)
+            }
+        }
     }
 
     mutating func resolve(
@@ -322,7 +345,13 @@ private struct GraphChecker {
             return nil
         }
         guard let kind = upstream.kind else { return nil }
-        let ports = kind.declaration.portNames
+        let ports = kind.declaration.portNames(for: upstream.options)
+        if !kind.declaration.hasDefaultPort && (parts.count == 1 || parts[1] == "default") {
+            error(
+                "'\(name)' sends every entry to a named port; read one of: "
+                    + ports.dropFirst().map { "\(name).\($0)" }.joined(separator: ", "), at: location, path: stage.path)
+            return nil
+        }
         guard parts.count == 2 else { return Upstream(stage: name, port: 0, portName: "default") }
         let portName = parts[1]
         guard let port = ports.firstIndex(of: portName) else {
@@ -443,5 +472,18 @@ extension StageRole {
         case .filter: "a filter"
         case .output: "an output"
         }
+    }
+}
+
+extension RouterConfig {
+    /// The checked options of a stage kind's declared example (``StageDeclaration/example``), defaults filled in,
+    /// or nil when the example does not check: what a harness needs to know the ports the example's options name.
+    public static func exampleOptions(of kind: StageRegistry.Kind, environment: [String: String]) -> StageOptions? {
+        let source = ConfigSource(path: "\(kind.declaration.type) example", text: kind.declaration.example.options)
+        guard let root = try? YAMLLoader.parse(source, environment: environment) else { return nil }
+        var checker = GraphChecker(source: source, registry: StageRegistry())
+        let options = checker.checkOptions(
+            root, declarations: kind.declaration.options, path: kind.declaration.type, at: root.location)
+        return checker.diagnostics.isEmpty ? options : nil
     }
 }

@@ -34,11 +34,28 @@ enum OptionChecker {
                 }
             }
             return .success(.mapping(values))
+        case .structure:
+            return .success(.tree(tree(node)))
         default:
             guard case .scalar(let text) = node.kind else {
                 return .failure(OptionProblem(node.location, "must be \(article(type)), got \(shape(node))"))
             }
             return convertScalar(text, as: type).mapError { OptionProblem(node.location, $0.text) }
+        }
+    }
+
+    /// The node as an ``OptionTree``, positions and quoting kept.
+    static func tree(_ node: ConfigNode) -> OptionTree {
+        switch node.kind {
+        case .null: OptionTree(.null, at: node.location)
+        case .scalar(let text): OptionTree(.scalar(text, quoted: node.isQuoted), at: node.location)
+        case .sequence(let items): OptionTree(.sequence(items.map(tree)), at: node.location)
+        case .mapping(let entries):
+            OptionTree(
+                .mapping(
+                    entries.map {
+                        OptionTreeEntry(key: $0.key, keyLocation: $0.keyLocation, value: tree($0.value))
+                    }), at: node.location)
         }
     }
 
@@ -97,6 +114,8 @@ enum OptionChecker {
             return .failure("must be a list")
         case .mapping:
             return .failure("must be a mapping")
+        case .structure(let shape):
+            return .failure(Message("must be a \(shape)"))
         }
     }
 

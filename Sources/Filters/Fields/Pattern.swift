@@ -1,0 +1,119 @@
+internal import CPCRE2
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A compiled regular expression (PCRE2, JIT-compiled where the platform allows), matched on UTF-8 bytes as they
+/// sit in the entry: no copy, no `String`.
+///
+/// Syntax is Perl's (PCRE2): `(?i)` for case-insensitive, `\d`, `\w` and `\b` in their Unicode meaning (`UCP`),
+/// unanchored search. Invalid UTF-8 in a subject never matches a character class and never fails the match.
+final class Pattern: @unchecked Sendable {
+    // Safe to share: the compiled code is read-only after compilation, and PCRE2 allows matching it from several
+    // threads at once, each with its own match data (``Matcher``).
+    private let code: OpaquePointer
+    /// The pattern as written.
+    let text: String
+
+    /// Compiles `text`, or throws the PCRE2 message and the offset it points at.
+    init(_ text: String) throws(PatternError) {
+        var message = [CChar](repeating: 0, count: 256)
+        var offset = 0
+        let compiled = text.withCString { pattern in
+            routerd_pcre2_compile(pattern, strlen(pattern), &message, message.count, &offset)
+        }
+        guard let compiled else {
+            let end = message.firstIndex(of: 0) ?? message.count
+            let words = String(decoding: message[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw PatternError(message: words, offset: offset)
+        }
+        code = compiled
+        self.text = text
+    }
+
+    deinit { routerd_pcre2_code_free(code) }
+
+    /// Match data for one thread: make one per batch and use it for every entry of the batch.
+    func matcher() -> Matcher { Matcher(code) }
+
+    /// Scratch space for matching on one thread.
+    final class Matcher {
+        private let code: OpaquePointer
+        private let data: OpaquePointer?
+
+        fileprivate init(_ code: OpaquePointer) {
+            self.code = code
+            data = routerd_pcre2_match_data_create(code)
+        }
+
+        deinit { if let data { routerd_pcre2_match_data_free(data) } }
+
+        /// Whether the pattern matches anywhere in the `count` bytes at `subject`.
+        func matches(_ subject: UnsafePointer<UInt8>?, _ count: Int) -> Bool {
+            guard let data else { return false }
+            var start = 0
+            var end = 0
+            guard let subject else {
+                var empty: UInt8 = 0
+                return routerd_pcre2_search(code, &empty, 0, 0, 0, data, &start, &end) == 1
+            }
+            return routerd_pcre2_search(code, subject, count, 0, 0, data, &start, &end) == 1
+        }
+
+        /// Every match in the subject replaced by `replacement`, as `re.sub` does; nil when nothing matched.
+        func replacingMatches(in subject: [UInt8], with replacement: [UInt8]) -> [UInt8]? {
+            guard let data else { return nil }
+            // A terminating byte keeps the pointer valid for an empty subject; PCRE2 reads only `count` bytes.
+            let terminated = subject + [0]
+            return terminated.withUnsafeBufferPointer { whole -> [UInt8]? in
+                guard let base = whole.baseAddress else { return nil }
+                let buffer = UnsafeBufferPointer(rebasing: whole[..<subject.count])
+                var output: [UInt8] = []
+                var copied = 0
+                var position = 0
+                var options: UInt32 = 0
+                var found = false
+                while position <= buffer.count {
+                    var start = 0
+                    var end = 0
+                    let result = routerd_pcre2_search(code, base, buffer.count, position, options, data, &start, &end)
+                    if result != 1 {
+                        // After an empty match, an empty match at the same place is refused; step one character.
+                        guard options != 0, position < buffer.count else { break }
+                        position += utf8Length(base[position])
+                        options = 0
+                        continue
+                    }
+                    found = true
+                    output.append(contentsOf: buffer[copied..<start])
+                    output.append(contentsOf: replacement)
+                    copied = end
+                    position = end
+                    options = start == end ? routerd_pcre2_not_empty_at_start | routerd_pcre2_anchored : 0
+                    if start == end && position >= buffer.count { break }
+                }
+                guard found else { return nil }
+                output.append(contentsOf: buffer[copied...])
+                return output
+            }
+        }
+    }
+}
+
+/// The length of the UTF-8 sequence a lead byte starts (1 for a stray byte).
+private func utf8Length(_ lead: UInt8) -> Int {
+    lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4
+}
+
+/// A regular expression that does not compile.
+struct PatternError: Error, CustomStringConvertible {
+    /// PCRE2's message.
+    var message: String
+    /// The byte offset in the pattern the message is about.
+    var offset: Int
+
+    var description: String { "\(message) (at offset \(offset))" }
+}
