@@ -70,8 +70,17 @@ final class SharedFile: @unchecked Sendable {
         }
     }
 
-    /// Opens the file for appending if it is not open; throws with the system's reason.
+    /// Opens the file for appending if it is not open; throws with the system's reason. Something that is not a
+    /// regular file (a FIFO, whose open waits for a reader; a device) is only checked for write access here and
+    /// opened at the first write.
     func openNow() throws {
+        var status = stat()
+        if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+            guard access(path, W_OK) == 0 else {
+                throw StageError("cannot write '\(path)': \(FileDescriptorWriter.describe(errno))")
+            }
+            return
+        }
         try lock.withLock { _ in try openIfNeeded() }
     }
 

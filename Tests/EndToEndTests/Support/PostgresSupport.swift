@@ -68,7 +68,9 @@ enum TestPostgres {
 }
 
 /// A PostgreSQL server of a test's own (scripts/postgres-node.sh in a temporary folder), for tests that stop and
-/// start it: stopping the shared server would fail the tests running beside them. Stopped and removed on deinit.
+/// start it: stopping the shared server would fail the tests running beside them. It runs with `fsync` and
+/// `synchronous_commit` on, so that what it confirmed survives being stopped or killed. Stopped and removed on
+/// deinit.
 final class PrivatePostgres {
     let directory: URL
     /// The URL of its `routerd` database.
@@ -77,6 +79,8 @@ final class PrivatePostgres {
     init() throws {
         directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("routerd-pg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // Stopped and killed by its tests: it commits durably (synchronous_commit = on), as a production server.
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("durable").path, contents: nil)
         url = try node("start")
     }
 
