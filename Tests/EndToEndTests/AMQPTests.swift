@@ -262,7 +262,8 @@ struct AMQPTests {
             config: Self.ingestConfig(url: node.url, queue: queue), directory: ingestDirectory)
         try ingest.waitForLog("connected")
         let store = try RouterdProcess(
-            config: Self.storeConfig(url: node.url, queue: queue, path: "\(disk.url.path)/out.jsonl, queue_max_events: 10"),
+            config: Self.storeConfig(
+                url: node.url, queue: queue, path: "\(disk.url.path)/out.jsonl, queue_max_events: 10"),
             directory: storeDirectory)
         try store.waitForLog("consuming")
         let filler = try disk.fill()
