@@ -25,7 +25,7 @@ enum FileOptions {
 
 /// `rotating_file`: buffers entries and writes them when `flush_count` are waiting or the oldest is
 /// `flush_interval` old; rotates at `max_size` keeping `max_archives` (path.1 newest ... path.N).
-public final class RotatingFileOutput: OutputStage {
+public final class RotatingFileOutput: OutputStage, FileReopening {
     /// The `rotating_file` declaration.
     public static let declaration = StageDeclaration(
         type: "rotating_file",
@@ -81,10 +81,15 @@ public final class RotatingFileOutput: OutputStage {
     public func makeWriter() throws -> some OutputWriter {
         try FileWriter(file: file, context: context)
     }
+
+    /// Reopens the file at its path (after an external rotation).
+    public func reopenFiles() {
+        file.reopen()
+    }
 }
 
 /// `file`: writes each batch at once, with one write(2) per batch (never per entry), optionally fsync'd.
-public final class FileOutput: OutputStage {
+public final class FileOutput: OutputStage, FileReopening {
     /// The `file` declaration.
     public static let declaration = StageDeclaration(
         type: "file",
@@ -118,5 +123,10 @@ public final class FileOutput: OutputStage {
     /// The file writer, on the output's thread.
     public func makeWriter() throws -> some OutputWriter {
         try FileWriter(file: file, context: context)
+    }
+
+    /// Reopens the file at its path (after an external rotation).
+    public func reopenFiles() {
+        file.reopen()
     }
 }

@@ -70,6 +70,15 @@ final class SharedFile: @unchecked Sendable {
         }
     }
 
+    /// Closes the file, so that the next write opens the path anew: after an external rotation (logrotate's
+    /// `create`: the file was renamed and a new one is expected), entries go to the new file.
+    func reopen() {
+        lock.withLock { _ in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
     /// Opens the file for appending if it is not open; throws with the system's reason. Something that is not a
     /// regular file (a FIFO, whose open waits for a reader; a device) is only checked for write access here and
     /// opened at the first write.
@@ -110,6 +119,8 @@ final class SharedFile: @unchecked Sendable {
                 throw AppendFailure(committedBytes: 0, message: "\(error)")
             }
             let callStart = regularFileEnd()
+            // The file's real size: another tool may have cut it (logrotate's `copytruncate`).
+            if let callStart { size = callStart }
             var committed = 0
             var rotated = 0
             var offset = 0

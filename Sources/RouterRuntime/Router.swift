@@ -178,6 +178,19 @@ public final class Router: Sendable {
         observer.markStopped()
     }
 
+    /// Asks every stage that writes files to reopen them (``FileReopening``), as `SIGUSR1` does after an external
+    /// log rotation; returns how many stages were asked.
+    @discardableResult
+    public func reopenFiles() -> Int {
+        var count = 0
+        for node in nodes {
+            guard let stage = node.stage as? any FileReopening else { continue }
+            stage.reopenFiles()
+            count += 1
+        }
+        return count
+    }
+
     /// The entries each output had to drop while the router stopped (its destination still failing when its
     /// `drain_timeout` ended, or an output that failed), by output name; empty when the shutdown lost nothing.
     public var droppedAtShutdown: [String: Int] {

@@ -90,13 +90,14 @@ public struct ShutdownLoss: Error, CustomStringConvertible {
 }
 
 /// Turns the first SIGTERM or SIGINT into the group's graceful shutdown and exits at once on the second, saying
-/// how many events were not written. The one signal trap of a running router: the ``ServiceGroup`` itself is made
-/// without signals and owns the shutdown that follows.
+/// how many events were not written; SIGUSR1 reopens every file the outputs write (after logrotate moved them).
+/// The one signal trap of a running router: the ``ServiceGroup`` itself is made without signals and owns the
+/// shutdown that follows.
 public struct ShutdownSignals: Sendable {
     private let signals: UnixSignalsSequence
 
     /// Traps the signals now, before anything starts, so that a signal that comes at once is not lost.
-    public init(_ trapped: [UnixSignal] = [.sigterm, .sigint]) async {
+    public init(_ trapped: [UnixSignal] = [.sigterm, .sigint, .sigusr1]) async {
         signals = await UnixSignalsSequence(trapping: trapped)
     }
 
@@ -106,6 +107,11 @@ public struct ShutdownSignals: Sendable {
         Task { [signals] in
             var seen = 0
             for await signal in signals {
+                if signal == .sigusr1 {
+                    let stages = router.reopenFiles()
+                    logger.info("reopening files", metadata: ["signal": "\(signal)", "stages": "\(stages)"])
+                    continue
+                }
                 seen += 1
                 if seen == 1 {
                     logger.info("signal received; draining", metadata: ["signal": "\(signal)"])

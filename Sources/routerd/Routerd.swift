@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Router
+import RouterSupport
 import ServiceLifecycle
 
 @main
@@ -46,6 +47,13 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
+    @Option(
+        name: .customLong("pid-file"),
+        help: ArgumentHelp(
+            "Write the process id here once the router is built (for logrotate's postrotate and init scripts); "
+                + "removed at exit.", valueName: "path"))
+    var pidFile: String?
+
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let registry = try BuiltinStages.registry()
@@ -64,6 +72,15 @@ struct RunCommand: AsyncParsableCommand {
         }
         // Trap before anything starts, so that a signal that comes at once is not lost.
         let signals = await ShutdownSignals()
+        if let pidFile {
+            do {
+                try PIDFile.write(pidFile)
+            } catch {
+                printError("routerd: cannot write the pid file: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        defer { if let pidFile { PIDFile.remove(pidFile) } }
         var configuration = ServiceGroupConfiguration(
             services: router.services.map {
                 // A stage's service that ends (a server that cannot serve says so itself) leaves the rest running.
@@ -141,5 +158,25 @@ struct GraphCommand: ParsableCommand {
     func run() throws {
         let plan = try options.loadPlan(registry: try BuiltinStages.registry())
         print(format == .dot ? GraphRender.dot(plan) : GraphRender.text(plan), terminator: "")
+    }
+}
+
+/// `--pid-file`: the process id, written whole (a temporary file renamed into place) so a reader never sees half.
+enum PIDFile {
+    static func write(_ path: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let text = "\(getpid())\n"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            throw StageError("cannot create '\(temporary)': \(FileDescriptorWriter.describe(errno))")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = FileDescriptorWriter.describe(errno)
+            unlink(temporary)
+            throw StageError("cannot write '\(path)': \(reason)")
+        }
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
     }
 }

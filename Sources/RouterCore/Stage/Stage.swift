@@ -56,6 +56,14 @@ public protocol OutputStage: Stage {
     func makeWriter() throws -> Writer
 }
 
+/// A stage that writes files another tool may rotate (logrotate's `create` mode moves the file away and expects a
+/// new one at the path): routerd asks it to reopen them on `SIGUSR1`.
+public protocol FileReopening: Sendable {
+    /// Closes the files the stage writes, so that the next write opens each path anew. Called from any thread; a
+    /// write in progress finishes first, and nothing buffered is lost.
+    func reopenFiles()
+}
+
 extension OutputStage {
     /// The default traits: each take written at once, retried while it fails, the queue filling meanwhile.
     public var traits: OutputTraits { OutputTraits() }
