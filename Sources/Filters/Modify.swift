@@ -93,9 +93,18 @@ public final class Modify: FilterStage {
         changed.reserveCapacity(batch.count)
         let receivedAt = plan.needsReceivedAt ? receivedAtJSON(batch.receivedAtNanos) : []
         var editor = ModifyEditor(plan: plan, receivedAt: receivedAt)
+        var datedNanos = batch.receivedAtNanos
         var index = 0
         let rewritten = batch.rewriting { entry, out in
             defer { index += 1 }
+            // Each entry is dated by its own arrival (the kernel's receive time of its datagram).
+            if plan.needsReceivedAt {
+                let arrival = batch.arrivalNanos(of: batch.events[index])
+                if arrival != datedNanos {
+                    datedNanos = arrival
+                    editor.receivedAt = receivedAtJSON(arrival)
+                }
+            }
             switch editor.apply(entry, sender: batch.events[index].sender, into: &out) {
             case .unchanged:
                 changed.append(false)
@@ -376,7 +385,7 @@ enum EditOutcome {
 /// Applies a plan's changes to entries, one after another, reusing its buffers; one per batch.
 struct ModifyEditor {
     let plan: ModifyPlan
-    let receivedAt: [UInt8]
+    var receivedAt: [UInt8]
     let matchers: [Pattern.Matcher]
     private var first: [UInt8] = []
     private var second: [UInt8] = []
