@@ -11,8 +11,9 @@ struct LogRotationTests {
         for name in try FileManager.default.contentsOfDirectory(atPath: logs.path) where name.hasPrefix("server.log") {
             let url = logs.appendingPathComponent(name)
             if name.hasSuffix(".gz") {
-                let result = try runProgram("/bin/gzip", ["-dc", url.path])
-                lines[name] = result.stdout.split(separator: "\n").map(String.init)
+                let result = try Spawn.run("/bin/gzip", ["-dc", url.path])
+                #expect(result.status == 0, "\(result.output)")
+                lines[name] = result.output.split(separator: "\n").map(String.init)
             } else {
                 lines[name] = fileLines(url)
             }
@@ -61,8 +62,8 @@ struct LogRotationTests {
         sender.start()
         for _ in 0..<3 {
             usleep(1_000_000)
-            let rotated = try runProgram("/usr/sbin/logrotate", ["-f", "-s", state, configURL.path])
-            #expect(rotated.status == 0, "\(rotated.stderr)")
+            let rotated = try Spawn.run("/usr/sbin/logrotate", ["-f", "-s", state, configURL.path])
+            #expect(rotated.status == 0, "\(rotated.output)")
         }
         try waitUntil("every entry written", timeout: 30) { () -> Bool? in
             let count = try Self.rotatedLines(logs).values.reduce(0) { $0 + $1.count }

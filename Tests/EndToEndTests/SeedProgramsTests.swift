@@ -184,21 +184,3 @@ struct SeedProgramsTests {
         #expect(receiver.log.components(separatedBy: "rabbitmq_published").count - 1 == 150)
     }
 }
-
-/// A UDP port nothing is bound to on 127.0.0.1 (bound and released).
-func freeUDPPort() throws -> UInt16 {
-    let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    guard descriptor >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw TestFailure("bind: \(String(cString: strerror(errno)))") }
-    return UInt16(bigEndian: address.sin_port)
-}

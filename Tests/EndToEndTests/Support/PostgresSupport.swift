@@ -105,8 +105,14 @@ final class PrivatePostgres {
 
 /// A TCP port on 127.0.0.1 that nothing listens on (bound, then closed: another program could take it, but on a
 /// test machine that is unlikely within the test).
-func freeTCPPort() throws -> UInt16 {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+func freeTCPPort() throws -> UInt16 { try freeLoopbackPort(Int32(SOCK_STREAM.rawValue)) }
+
+/// A UDP port nothing is bound to on 127.0.0.1 (bound and released).
+func freeUDPPort() throws -> UInt16 { try freeLoopbackPort(Int32(SOCK_DGRAM.rawValue)) }
+
+/// A port of socket type `type` that nothing is bound to on 127.0.0.1 (bound and released).
+private func freeLoopbackPort(_ type: Int32) throws -> UInt16 {
+    let descriptor = socket(AF_INET, type, 0)
     guard descriptor >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
     defer { close(descriptor) }
     var address = sockaddr_in()

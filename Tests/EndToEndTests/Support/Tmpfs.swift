@@ -12,8 +12,8 @@ final class Tmpfs {
         url = parent.appendingPathComponent("tmpfs-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         let options = "size=\(sizeBytes)" + (readOnly ? ",ro" : "")
-        let result = try runProgram("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", url.path])
-        guard result.status == 0 else { throw TestFailure("mount tmpfs at \(url.path): \(result.stderr)") }
+        let result = try Spawn.run("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", url.path])
+        guard result.status == 0 else { throw TestFailure("mount tmpfs at \(url.path): \(result.output)") }
     }
 
     /// Fills the filesystem with `filler` (written until the disk is full, then cut back by `leaving` bytes, so
@@ -41,7 +41,7 @@ final class Tmpfs {
     }
 
     deinit {
-        _ = try? runProgram("/bin/umount", ["-l", url.path])
+        _ = try? Spawn.run("/bin/umount", ["-l", url.path])
         try? FileManager.default.removeItem(at: url)
     }
 
@@ -53,20 +53,4 @@ final class Tmpfs {
         _ = probe
         return true
     }()
-}
-
-/// Runs a program to the end and returns its status and output.
-func runProgram(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    let error = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
 }
