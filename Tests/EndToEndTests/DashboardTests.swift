@@ -261,7 +261,7 @@ struct DashboardTests {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         // Writes to /dev/full fail (ENOSPC): the output holds entries, then drops past queue_max_events.
-        let extra = "  broken: { type: file, inputs: [valid], path: /dev/full, queue_max_events: 5 }"
+        let extra = "  broken: { type: file, inputs: [valid], path: /dev/full, queue_max_events: 5, drain_timeout: 1s }"
         let routerd = try RouterdProcess(
             config: config(directory: directory, extraOutputs: extra), directory: directory)
         let udpPort = try routerd.listeningPort(stage: "udp_in")
@@ -292,7 +292,11 @@ struct DashboardTests {
         #expect(metrics.contains("\nrouterd_stage_healthy{stage=\"broken\",type=\"file\",role=\"output\"} 0.0\n"))
         let (promtoolStatus, promtoolOutput) = try ExternalTools.promtoolCheck(metrics)
         #expect(promtoolStatus == 0, "promtool check metrics: \(promtoolOutput)")
-        #expect(try routerd.terminate() == 0)
+        // /dev/full never takes the entries it holds: the shutdown drops them after its drain_timeout, says so and
+        // exits 3.
+        #expect(try routerd.terminate() == 3)
+        let stopped = try #require(routerd.logs("stopped; entries were dropped at shutdown").first)
+        #expect((stopped["by_output"] as? String)?.hasPrefix("broken=") == true, "\(stopped)")
     }
 
     @Test func start_whenThePortIsTaken_failsBeforeAnythingRunsAndNamesTheStage() throws {
