@@ -1,3 +1,5 @@
+import RouterCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -277,78 +279,12 @@ struct JSONWalk {
     }
 }
 
-/// Decoding JSON string escapes to UTF-8 (lone surrogates become U+FFFD).
+/// JSON string escapes: decoding (RouterCore's decoder, as the entry scanner uses it) and quoting.
 enum JSONUnescape {
-    /// Appends the decoded text of the escaped string body at `p` (`count` bytes, already checked) to `out`.
+    /// Appends the decoded text of the escaped string body at `p` (`count` bytes, already checked) to `out`;
+    /// lone surrogates become U+FFFD.
     static func append(_ p: UnsafePointer<UInt8>, _ count: Int, to out: inout [UInt8]) {
-        var i = 0
-        while i < count {
-            let c = p[i]
-            guard c == 0x5C, i + 1 < count else {
-                out.append(c)
-                i += 1
-                continue
-            }
-            let e = p[i + 1]
-            i += 2
-            switch e {
-            case 0x62: out.append(0x08)
-            case 0x66: out.append(0x0C)
-            case 0x6E: out.append(0x0A)
-            case 0x72: out.append(0x0D)
-            case 0x74: out.append(0x09)
-            case 0x75:
-                guard i + 4 <= count else { return }
-                var scalar = hex4(p + i)
-                i += 4
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    if i + 6 <= count && p[i] == 0x5C && p[i + 1] == 0x75 {
-                        let low = hex4(p + i + 2)
-                        if low >= 0xDC00 && low < 0xE000 {
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                            i += 6
-                        } else {
-                            scalar = 0xFFFD
-                        }
-                    } else {
-                        scalar = 0xFFFD
-                    }
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    scalar = 0xFFFD
-                }
-                appendUTF8(scalar, to: &out)
-            default: out.append(e)
-            }
-        }
-    }
-
-    private static func hex4(_ p: UnsafePointer<UInt8>) -> UInt32 {
-        var value: UInt32 = 0
-        for k in 0..<4 {
-            let c = p[k]
-            let digit: UInt32 =
-                c <= 0x39 ? UInt32(c &- 0x30) : UInt32((c | 0x20) &- 0x61) &+ 10
-            value = value << 4 | digit
-        }
-        return value
-    }
-
-    static func appendUTF8(_ scalar: UInt32, to out: inout [UInt8]) {
-        switch scalar {
-        case 0..<0x80: out.append(UInt8(scalar))
-        case 0x80..<0x800:
-            out.append(UInt8(0xC0 | scalar >> 6))
-            out.append(UInt8(0x80 | scalar & 0x3F))
-        case 0x800..<0x10000:
-            out.append(UInt8(0xE0 | scalar >> 12))
-            out.append(UInt8(0x80 | scalar >> 6 & 0x3F))
-            out.append(UInt8(0x80 | scalar & 0x3F))
-        default:
-            out.append(UInt8(0xF0 | scalar >> 18))
-            out.append(UInt8(0x80 | scalar >> 12 & 0x3F))
-            out.append(UInt8(0x80 | scalar >> 6 & 0x3F))
-            out.append(UInt8(0x80 | scalar & 0x3F))
-        }
+        unescapeJSONString(p, count, into: &out)
     }
 
     /// Appends `bytes` (UTF-8 text) as a quoted JSON string: `"`, `\` and control characters escaped.

@@ -850,8 +850,10 @@ private func hex4(_ p: UnsafePointer<UInt8>, _ count: Int, _ at: Int) -> UInt32?
 
 /// Decodes raw JSON string content (between the quotes) to UTF-8 bytes, pairing `\uD8xx\uDCxx` escapes as
 /// CPython does. Lone surrogates become U+FFFD and make the result `false`; malformed escapes (impossible in a
-/// scanned span) are copied through rather than trapping.
-private func unescapeJSONString(_ p: UnsafePointer<UInt8>?, _ count: Int, into out: inout [UInt8]) -> Bool {
+/// scanned span) are copied through rather than trapping. The one JSON string decoder of the package (the
+/// filters' field readers use it too).
+@discardableResult
+package func unescapeJSONString(_ p: UnsafePointer<UInt8>?, _ count: Int, into out: inout [UInt8]) -> Bool {
     guard let p else { return true }
     out.reserveCapacity(count)
     var clean = true
