@@ -151,7 +151,8 @@ final class SharedFile: @unchecked Sendable {
                     end = cut
                 }
                 let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
-                let before = regularFileEnd()
+                // Where this chunk starts: `size` is the file's real size from here on (read above, kept since).
+                let before = callStart == nil ? nil : size
                 if let code = FileDescriptorWriter.writeAll(descriptor, chunk) {
                     cutBack(to: before)
                     rotations += rotated
