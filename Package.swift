@@ -159,7 +159,9 @@ let package = Package(
             exclude: ["json_oracle.py", "README.md"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "RouterTests", dependencies: ["Router", "RouterSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "RouterTests", dependencies: ["Router", "RouterRuntime", "RouterSupport", "CRouterShims"],
+            swiftSettings: strictSettings),
         // The compliance run every registered stage kind gets, shared by the unit and the server tests.
         .target(
             name: "StageTestKit",

@@ -27,7 +27,7 @@ import RouterSupport
 public struct OutputDriver<Writer: OutputWriter> {
     private var writer: Writer
     private let traits: OutputTraits
-    private let queue: OutputQueue
+    private let queue: any OutputSource
     private let context: StageContext
     private let drainTimeoutNanos: Int64
     private let holdLimit: Int
@@ -63,7 +63,8 @@ public struct OutputDriver<Writer: OutputWriter> {
 
     /// Makes a driver for `writer`, fed by `queue`, reading the shared output options from `context` and the rest
     /// from `traits`.
-    public init(writer: Writer, traits: OutputTraits, queue: OutputQueue, context: StageContext) throws(StageError) {
+    public init(writer: Writer, traits: OutputTraits, queue: any OutputSource, context: StageContext) throws(StageError)
+    {
         self.writer = writer
         self.traits = traits
         self.queue = queue
@@ -78,7 +79,7 @@ public struct OutputDriver<Writer: OutputWriter> {
     /// Builds the output's writer on this thread and drives it until the queue is closed and everything taken is
     /// settled. Throws when the output stopped for good (an error with ``StageError/Code/stopped``), after
     /// counting and failing what it held; the caller fails what is still queued.
-    public static func run<Output: OutputStage>(_ output: Output, queue: OutputQueue, context: StageContext) throws
+    public static func run<Output: OutputStage>(_ output: Output, queue: any OutputSource, context: StageContext) throws
     where Output.Writer == Writer {
         var driver = try OutputDriver(
             writer: try output.makeWriter(), traits: output.traits, queue: queue, context: context)
@@ -315,7 +316,7 @@ public struct OutputDriver<Writer: OutputWriter> {
         let failing = outage.isFailing
         let mayTake =
             !drained && pendingEvents < traits.maxPendingEvents
-            && (!failing || traits.whileFailing == .holdAndKeepTaking)
+            && (!failing || (traits.whileFailing == .holdAndKeepTaking && !queue.keepsUnsettled))
         if !mayTake {
             if drained || closedAtNanos != nil {
                 sleep(until: dueNanos ?? now)
@@ -422,6 +423,8 @@ public struct OutputDriver<Writer: OutputWriter> {
     private mutating func shutdownDrainIsOver() -> Bool {
         if closedAtNanos == nil && queue.isClosed { noteClosed() }
         guard let closedAt = closedAtNanos, outage.isFailing else { return false }
+        // A disk buffer keeps what is not written for the next start: no need to wait for the destination.
+        if queue.keepsUnsettled { return true }
         let now = monotonicNanos()
         if drainStartNanos == nil { drainStartNanos = max(closedAt, min(now, outage.sinceNanos)) }
         return now - (drainStartNanos ?? now) >= drainTimeoutNanos
@@ -431,6 +434,17 @@ public struct OutputDriver<Writer: OutputWriter> {
     /// queued is counted as dropped and its senders hear so.
     private mutating func giveUp() {
         let error = outage.reason ?? ""
+        if queue.keepsUnsettled {
+            let held = heldEvents + pendingEvents
+            _ = takeAllHeld()
+            context.logger.notice(
+                """
+                shutting down with the destination unavailable: what is not written stays in the disk buffer \
+                for the next start
+                """,
+                metadata: metadata(["error": "\(error)", "events_kept": "\(held)"]))
+            return
+        }
         context.logger.error(
             traits.wording.givingUp,
             metadata: metadata([
@@ -457,6 +471,8 @@ public struct OutputDriver<Writer: OutputWriter> {
             stageError.code == .stopped || stageError.code == .internalError
         else { return }
         let batches = takeAllHeld()
+        // A disk buffer keeps them for the next start.
+        if queue.keepsUnsettled { throw stageError }
         let count = batches.reduce(0) { $0 + $1.count }
         context.counters.dropped(count, reason: "output_failed")
         for batch in batches { batch.settle(.failed("output stopped: \(stageError)")) }
@@ -494,7 +510,7 @@ public struct OutputDriver<Writer: OutputWriter> {
 extension OutputStage {
     /// Drives this output with the runtime's ``OutputDriver`` on the calling thread until `queue` is closed and
     /// everything taken is settled (what the runtime runs on each output's thread; tests call it too).
-    public func drive(queue: OutputQueue, context: StageContext) throws {
+    public func drive(queue: any OutputSource, context: StageContext) throws {
         try OutputDriver<Writer>.run(self, queue: queue, context: context)
     }
 }

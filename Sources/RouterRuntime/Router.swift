@@ -77,26 +77,70 @@ public final class Router: Sendable {
                 continue
             }
             var queue: OutputQueue?
+            var buffered: BufferedSource?
             if stage.kind.role == .output {
                 do {
-                    queue = try OutputQueue(options: stage.options, counters: counters)
+                    let front = try OutputQueue(options: stage.options, counters: counters)
+                    queue = front
+                    buffered = try Router.openBuffer(stage: stage, plan: plan, front: front, context: context)
                 } catch {
+                    let message = "\(error)"
                     failures.append(
-                        Diagnostic(location: stage.location, path: stage.path, message: "\(error)", sourceLine: nil))
+                        plan.source?.diagnostic(message, at: stage.location, path: stage.path)
+                            ?? Diagnostic(location: stage.location, path: stage.path, message: message, sourceLine: nil)
+                    )
                     continue
                 }
             }
             built.append(
                 Node(
-                    name: stage.name, path: stage.path, stage: instance, queue: queue, consumers: consumers[position],
-                    context: context, tier: tiers[position]))
+                    name: stage.name, path: stage.path, stage: instance, queue: queue, buffered: buffered,
+                    consumers: consumers[position], context: context, tier: tiers[position]))
             observer.register(
                 StageStatus(
                     name: stage.name, type: stage.kind.declaration.type, role: stage.kind.role, counters: counters,
-                    health: health, queue: queue))
+                    health: health, queue: queue, buffer: buffered?.buffer))
         }
         guard failures.isEmpty else { throw ConfigErrors(failures) }
         nodes = built
+    }
+
+    /// Opens the disk buffer of an output with `buffer: {type: disk}` (nil for the memory queue), reporting what
+    /// the open found damaged.
+    private static func openBuffer(
+        stage: StagePlan, plan: RouterPlan, front: OutputQueue, context: StageContext
+    ) throws -> BufferedSource? {
+        let tree = try stage.options.value(BufferSettings.option)
+        let (settings, problems) = BufferSettings.parse(tree)
+        guard problems.isEmpty, settings.kind == .disk else { return nil }
+        let dataDirectory = (try? plan.globals.value(RouterGlobals.dataDirectory)) ?? "data"
+        let path = settings.path ?? dataDirectory + "/" + stage.name
+        let buffer: DiskBuffer
+        do {
+            buffer = try DiskBuffer(directory: path, settings: settings)
+        } catch {
+            throw StageError("cannot open the disk buffer at \(path): \(error)")
+        }
+        let report = buffer.snapshot
+        let damage = report.damage
+        if damage != DiskBufferReport.Damage() {
+            context.logger.warning(
+                "disk buffer damaged; the damage is cut off or skipped and counted",
+                metadata: [
+                    "buffer": "\(path)", "records_cut": "\(damage.cutRecords)", "bytes_cut": "\(damage.cutBytes)",
+                    "records_skipped": "\(damage.skippedRecords)", "bytes_skipped": "\(damage.skippedBytes)",
+                    "events_lost": "\(damage.lostEvents)",
+                ])
+        }
+        if report.events > 0 {
+            context.logger.notice(
+                "disk buffer holds entries from before; delivering them first",
+                metadata: [
+                    "buffer": "\(path)", "events": "\(report.events)", "bytes": "\(report.bytes)",
+                    "events_replayed": "\(report.replayedEvents)",
+                ])
+        }
+        return try BufferedSource(buffer: buffer, front: front, context: context)
     }
 
     /// Starts every output's thread, then every input's.
@@ -112,17 +156,26 @@ public final class Router: Sendable {
         }
         for node in nodes {
             guard let output = node.stage as? any OutputStage, let queue = node.queue else { continue }
+            try node.buffered?.start()
             let thread = WorkerThread(name: "out-\(node.name)") {
-                [logger = node.logger, health = node.health, context = node.context] in
+                [logger = node.logger, health = node.health, context = node.context, buffered = node.buffered] in
                 do {
-                    try output.drive(queue: queue, context: context)
+                    try output.drive(queue: buffered ?? queue, context: context)
                 } catch {
-                    let lost = queue.fail(reason: "output stopped: \(error)")
                     health.set(.degraded("stopped: \(error)"))
-                    logger.error(
-                        "output stopped",
-                        metadata: ["error": "\(error)", "events_lost": "\(lost)"])
+                    if buffered != nil {
+                        // The disk buffer keeps taking, and keeps what it holds for the next start.
+                        logger.error(
+                            "output stopped; its disk buffer keeps what it holds",
+                            metadata: ["error": "\(error)", "events_lost": "0"])
+                    } else {
+                        let lost = queue.fail(reason: "output stopped: \(error)")
+                        logger.error(
+                            "output stopped",
+                            metadata: ["error": "\(error)", "events_lost": "\(lost)"])
+                    }
                 }
+                buffered?.finish()
             }
             try thread.start()
             outputThreads.append((node.tier, thread))
@@ -275,6 +328,7 @@ private final class Node: Sendable {
     let path: String
     let stage: any Stage
     let queue: OutputQueue?
+    let buffered: BufferedSource?
     let consumers: [[Int]]
     let context: StageContext
     let eventsIn: Counter
@@ -284,13 +338,14 @@ private final class Node: Sendable {
     let tier: Int
 
     init(
-        name: String, path: String, stage: any Stage, queue: OutputQueue?, consumers: [[Int]],
-        context: StageContext, tier: Int
+        name: String, path: String, stage: any Stage, queue: OutputQueue?, buffered: BufferedSource?,
+        consumers: [[Int]], context: StageContext, tier: Int
     ) {
         self.name = name
         self.path = path
         self.stage = stage
         self.queue = queue
+        self.buffered = buffered
         self.consumers = consumers
         self.context = context
         self.tier = tier

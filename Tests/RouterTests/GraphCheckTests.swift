@@ -152,6 +152,48 @@ struct GraphCheckErrorTests {
                 """)
     }
 
+    @Test func graph_whenABufferBlockIsWrong_reportsEveryMistakeAtItsPlace() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+            outputs:
+              sink:
+                type: test_sink
+                inputs: [source]
+                path: /var/log/x.log
+                buffer:
+                  type: disk
+                  max_sise: 1GiB
+                  sync: sometimes
+                  when_full: wait
+              other:
+                type: test_sink
+                inputs: [source]
+                path: /var/log/y.log
+                buffer: {type: memory, max_size: 2GiB}
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:11:7: error: outputs.sink: unknown buffer option 'max_sise' (did you mean 'max_size'?)
+                      max_sise: 1GiB
+                      ^
+                router.yaml:12:13: error: outputs.sink: buffer option 'sync' must be every_batch, none or a duration: \
+                invalid duration 'sometimes' (write a number and a unit, e.g. 5s or 250ms)
+                      sync: sometimes
+                            ^
+                router.yaml:13:18: error: outputs.sink: buffer option 'when_full' must be one of block, drop_newest, \
+                got 'wait'
+                      when_full: wait
+                                 ^
+                router.yaml:18:28: error: outputs.other: buffer option 'max_size' applies to type: disk only; the \
+                memory buffer is the queue (queue_max_events, when_full)
+                    buffer: {type: memory, max_size: 2GiB}
+                                           ^
+                """)
+    }
+
     @Test func graph_whenSectionIsUnknown_listsTheSections() {
         let yaml = """
             inputs:
@@ -302,7 +344,7 @@ struct GraphCheckErrorTests {
         #expect(
             renderedErrors(yaml) == """
                 router.yaml:9:5: error: outputs.sink: unknown option 'colour'; allowed: type, path, max_size, inputs, \
-                queue_max_events, when_full, reconnect_backoff_max, drain_timeout
+                queue_max_events, when_full, reconnect_backoff_max, drain_timeout, buffer
                     colour: red
                     ^
                 """)

@@ -48,4 +48,8 @@ int routerd_so_rcvbufforce(void);
 /// Names the calling thread (at most 15 bytes are kept), for top and gdb.
 void routerd_set_thread_name(const char *name);
 
+/// CRC-32C (Castagnoli) of `length` bytes, continuing from `crc` (0 to start): SSE4.2's crc32 instruction where the
+/// CPU has it, a table otherwise. Disk-buffer records carry it.
+uint32_t routerd_crc32c(uint32_t crc, const void *bytes, size_t length);
+
 #endif

@@ -223,3 +223,21 @@ private struct QueueState {
     var consumerThreshold = 1
     var waitingProducers = 0
 }
+
+/// Where an output's driver takes its batches from: the output's queue, or a disk buffer behind it.
+public protocol OutputSource: AnyObject, Sendable {
+    /// Takes waiting batches, as ``OutputQueue/take(maxEvents:minEvents:timeout:)`` does.
+    func take(maxEvents: Int, minEvents: Int, timeout: Duration?) -> OutputQueue.Take
+    /// Waits until the source is closed or the monotonic deadline passes; returns whether it is closed.
+    func waitUntilClosed(deadlineNanos: Int64) -> Bool
+    /// Whether no more batches will be added (some may still be waiting).
+    var isClosed: Bool { get }
+    /// Whether the source keeps what the driver leaves unsettled (a disk buffer keeps it for the next start):
+    /// then, at shutdown and when the output stops, the driver leaves batches unsettled instead of dropping them.
+    var keepsUnsettled: Bool { get }
+}
+
+extension OutputQueue: OutputSource {
+    /// A memory queue keeps nothing: what is not written is dropped and counted.
+    public var keepsUnsettled: Bool { false }
+}

@@ -49,9 +49,15 @@ public final class RouterObserver: Sendable {
 
     /// The degraded stages and why, for `/health`.
     public var degradedReasons: [String] {
-        stages.compactMap { status in
-            if case .degraded(let reason) = status.health.current { return "\(status.path): \(reason)" }
-            return nil
+        stages.flatMap { status -> [String] in
+            var reasons: [String] = []
+            if case .degraded(let reason) = status.health.current { reasons.append("\(status.path): \(reason)") }
+            if let report = status.buffer?.report, report.fill > 0.9 {
+                reasons.append(
+                    "\(status.path): disk buffer \(Int(report.fill * 100))% of max_size "
+                        + "(\(Units.formatSize(report.bytes)) of \(Units.formatSize(report.maxSize)))")
+            }
+            return reasons
         }
     }
 }
@@ -70,11 +76,13 @@ public struct StageStatus: Sendable {
     public var health: StageHealth
     /// Its queue, for outputs.
     public var queue: OutputQueue?
+    /// Its disk buffer, for outputs with `buffer: {type: disk}`.
+    public var buffer: (any DiskBufferReporting)?
 
     /// Makes a status.
     public init(
         name: String, type: String, role: StageRole, counters: StageCounters, health: StageHealth,
-        queue: OutputQueue? = nil
+        queue: OutputQueue? = nil, buffer: (any DiskBufferReporting)? = nil
     ) {
         self.name = name
         self.type = type
@@ -82,8 +90,83 @@ public struct StageStatus: Sendable {
         self.counters = counters
         self.health = health
         self.queue = queue
+        self.buffer = buffer
     }
 
     /// `outputs.server_log`.
     public var path: String { "\(role.section).\(name)" }
+}
+
+/// What a disk buffer holds and what it met, for `/stats`, `/metrics`, `/health` and `routerd buffer inspect`.
+public struct DiskBufferReport: Sendable, Equatable {
+    /// Damage found in the buffer's files.
+    public struct Damage: Sendable, Equatable {
+        /// Torn records cut off the end of the newest segment at the open (a crash in the middle of a write).
+        public var cutRecords = 0
+        /// Their bytes.
+        public var cutBytes = 0
+        /// Damaged stretches skipped (a record whose checksum failed, up to the next good one).
+        public var skippedRecords = 0
+        /// Their bytes.
+        public var skippedBytes = 0
+        /// Entries lost in skipped stretches (from the event numbers of the good records around them).
+        public var lostEvents = 0
+
+        /// No damage.
+        public init() {}
+    }
+
+    /// The buffer's directory.
+    public var path: String
+    /// Bytes of segment files.
+    public var bytes: Int
+    /// `max_size`.
+    public var maxSize: Int
+    /// Entries held: appended and not yet settled by the output.
+    public var events: Int
+    /// Records (batches) held.
+    public var records: Int
+    /// Segment files.
+    public var segments: Int
+    /// Receive time of the oldest entry held (ns since the epoch), nil when empty.
+    public var oldestNanos: Int64?
+    /// Receive time of the newest entry held, nil when empty.
+    public var newestNanos: Int64?
+    /// Damage found.
+    public var damage: Damage
+    /// Entries read again at the open that the previous run had handed to the output without their settlement
+    /// reaching the ledger: the only entries that can arrive twice.
+    public var replayedEvents: Int
+    /// Entries dropped because the buffer was full (`when_full: drop_newest`, or at shutdown).
+    public var droppedFull: Int
+    /// Appends wait for room (`max_size` reached or the disk full).
+    public var isFull: Bool
+
+    /// Makes a report.
+    public init(
+        path: String, bytes: Int, maxSize: Int, events: Int, records: Int, segments: Int, oldestNanos: Int64?,
+        newestNanos: Int64?, damage: Damage, replayedEvents: Int, droppedFull: Int, isFull: Bool
+    ) {
+        self.path = path
+        self.bytes = bytes
+        self.maxSize = maxSize
+        self.events = events
+        self.records = records
+        self.segments = segments
+        self.oldestNanos = oldestNanos
+        self.newestNanos = newestNanos
+        self.damage = damage
+        self.replayedEvents = replayedEvents
+        self.droppedFull = droppedFull
+        self.isFull = isFull
+    }
+
+    /// Fill as a fraction of `max_size`.
+    public var fill: Double { maxSize > 0 ? Double(bytes) / Double(maxSize) : 0 }
+}
+
+/// A disk buffer as the observer sees it.
+public protocol DiskBufferReporting: AnyObject, Sendable {
+    /// What it holds now (a short lock).
+    var report: DiskBufferReport { get }
 }

@@ -1,6 +1,6 @@
 /// Options that many stages have, declared once with one default each.
 ///
-/// The runtime adds ``queueMaxEvents``, ``whenFull``, ``reconnectBackoffMax`` and ``drainTimeout`` to every output
+/// The runtime adds ``queueMaxEvents``, ``whenFull``, ``reconnectBackoffMax``, ``drainTimeout`` and `buffer` to every output
 /// itself (the ``OutputDriver`` reads them); a stage that connects somewhere lists ``connectTimeout`` in its
 /// declaration, and an output that buffers by count and age lists ``flushCount`` and ``flushInterval`` and puts
 /// their values in its ``OutputTraits``.
@@ -48,5 +48,7 @@ public enum SharedOptions {
         "Write when the oldest buffered entry is this old, however few there are.")
 
     /// The options the runtime adds to every output.
-    public static let output: [any OptionDeclaring] = [queueMaxEvents, whenFull, reconnectBackoffMax, drainTimeout]
+    public static let output: [any OptionDeclaring] = [
+        queueMaxEvents, whenFull, reconnectBackoffMax, drainTimeout, BufferSettings.option,
+    ]
 }

@@ -163,6 +163,12 @@ private struct GraphChecker {
                     error(problem.message, at: problem.location ?? stage.keyLocation, path: path)
                 }
             }
+            if role == .output {
+                let tree = (try? declaredStage.options.value(BufferSettings.option)) ?? nil
+                for problem in BufferSettings.parse(tree).problems {
+                    error(problem.message, at: problem.location ?? stage.keyLocation, path: path)
+                }
+            }
             result.append(declaredStage)
         }
         return result

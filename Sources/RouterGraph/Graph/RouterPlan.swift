@@ -84,6 +84,14 @@ public enum RouterGlobals {
         "Longest a graceful shutdown may take to drain queues and flush outputs; past it routerd logs what is still "
             + "queued and exits 1.")
 
+    /// `data_dir`.
+    public static let dataDirectory = StageOption<String>.string(
+        "data_dir", default: "data",
+        "Directory for state that outlives the process: each disk-buffered output's buffer is `<data_dir>/<output "
+            + "name>` unless its `buffer.path` says otherwise. Relative to the working directory.")
+
     /// The options the `router:` section takes.
-    public static let options: [OptionDeclaration] = [logLevel.declaration, shutdownTimeout.declaration]
+    public static let options: [OptionDeclaration] = [
+        logLevel.declaration, shutdownTimeout.declaration, dataDirectory.declaration,
+    ]
 }
