@@ -143,7 +143,8 @@ let package = Package(
         .executableTarget(
             name: "routerd",
             dependencies: [
-                "Router", "RouterSupport", "Inputs", "Filters", "Outputs", "RouterHTTPStats", "RouterAMQP",
+                "Router", "RouterRuntime", "RouterSupport", "Inputs", "Filters", "Outputs", "RouterHTTPStats",
+                "RouterAMQP",
                 "RouterPostgres", "CRouterShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

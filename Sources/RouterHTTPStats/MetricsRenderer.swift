@@ -1,5 +1,6 @@
 import Prometheus
 import RouterCore
+import RouterSupport
 import Synchronization
 
 /// Renders `/metrics`: the Prometheus text exposition of every stage's counters, queues and health, the loss
@@ -50,6 +51,9 @@ final class MetricsRenderer: Sendable {
                     setGauge(
                         &state, "routerd_queue_capacity_events",
                         "Most events an output's queue holds (queue_max_events).", base, Double(queue.capacity))
+                }
+                if let buffer = stage.buffer?.report {
+                    renderBuffer(buffer, labels: base, into: &state)
                 }
                 let healthy: Double = stage.health.current == .ok ? 1 : 0
                 setGauge(
@@ -120,6 +124,39 @@ final class MetricsRenderer: Sendable {
     private static func help(for counter: String) -> String {
         if let standard = standardHelp[counter] { return standard }
         return "Stage counter \(counter), by stage and type (`routerd stages` says what each stage counts)."
+    }
+
+    /// A disk buffer's size, fill, oldest entry and what it counted.
+    private func renderBuffer(_ buffer: DiskBufferReport, labels: [(String, String)], into state: inout ScrapeState) {
+        setGauge(
+            &state, "routerd_buffer_bytes", "Bytes of an output's disk buffer segments.", labels, Double(buffer.bytes))
+        setGauge(
+            &state, "routerd_buffer_max_bytes", "An output's disk buffer max_size.", labels, Double(buffer.maxSize))
+        setGauge(
+            &state, "routerd_buffer_events", "Entries in an output's disk buffer, not yet settled by the output.",
+            labels, Double(buffer.events))
+        let age = buffer.oldestNanos.map { Double(max(0, wallClockNanos() - $0)) / 1e9 } ?? 0
+        setGauge(
+            &state, "routerd_buffer_oldest_age_seconds",
+            "Age of the oldest entry in an output's disk buffer (0 when empty).", labels, age)
+        setGauge(
+            &state, "routerd_buffer_full", "1 while appends to an output's disk buffer wait for room.", labels,
+            buffer.isFull ? 1 : 0)
+        setCounter(
+            &state, family: "routerd_buffer_records_cut_total",
+            help: "Torn records cut off a disk buffer's newest segment when it was opened.", labels,
+            buffer.damage.cutRecords)
+        setCounter(
+            &state, family: "routerd_buffer_records_skipped_total",
+            help: "Damaged stretches of a disk buffer skipped (a record whose checksum failed).", labels,
+            buffer.damage.skippedRecords)
+        setCounter(
+            &state, family: "routerd_buffer_events_lost_total",
+            help: "Entries lost in damaged stretches of a disk buffer.", labels, buffer.damage.lostEvents)
+        setCounter(
+            &state, family: "routerd_buffer_events_replayed_total",
+            help: "Entries a disk buffer delivered again after a restart: handed to the output before, not settled.",
+            labels, buffer.replayedEvents)
     }
 
     private func setCounter(

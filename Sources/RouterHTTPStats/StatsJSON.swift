@@ -117,6 +117,26 @@ enum StatsJSON {
         }
     }
 
+    /// A disk buffer: what it holds, how old the oldest entry is, and what damage and drops it counted.
+    private static func appendBuffer(_ buffer: DiskBufferReport, to out: inout String) {
+        let now = wallClockNanos()
+        out += ",\"buffer\":{"
+        field(&out, "type", "\"disk\"", first: true)
+        field(&out, "path", JSONText.quoted(buffer.path))
+        field(&out, "bytes", String(buffer.bytes))
+        field(&out, "max_size", String(buffer.maxSize))
+        field(&out, "events", String(buffer.events))
+        field(&out, "segments", String(buffer.segments))
+        field(&out, "oldest_age_seconds", buffer.oldestNanos.map { String(Double(max(0, now - $0)) / 1e9) } ?? "null")
+        field(&out, "full", buffer.isFull ? "true" : "false")
+        field(&out, "records_cut", String(buffer.damage.cutRecords))
+        field(&out, "records_skipped", String(buffer.damage.skippedRecords))
+        field(&out, "events_lost_damaged", String(buffer.damage.lostEvents))
+        field(&out, "events_replayed", String(buffer.replayedEvents))
+        field(&out, "events_dropped_full", String(buffer.droppedFull))
+        out += "}"
+    }
+
     private static func appendStage(_ stage: StageStatus, to out: inout String) {
         out += "{"
         field(&out, "name", JSONText.quoted(stage.name), first: true)
@@ -135,6 +155,11 @@ enum StatsJSON {
             out += "}"
         } else {
             out += ",\"queue\":null"
+        }
+        if let buffer = stage.buffer?.report {
+            appendBuffer(buffer, to: &out)
+        } else if stage.role == .output {
+            out += ",\"buffer\":{\"type\":\"memory\"}"
         }
         out += ",\"counters\":{"
         // Unlabelled series are numbers; labelled ones are {"label": {"value": count}}.

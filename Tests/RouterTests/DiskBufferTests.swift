@@ -345,11 +345,16 @@ private let settings = BufferSettings(kind: .disk, maxSize: 1 << 20, sync: .ever
                     Issue.record("open after a crash at step \(index) (\(step), \(fault)) failed: \(error)")
                     continue
                 }
+                let replayed = reopened.snapshot.replayedEvents
                 let delivered = sequences(drain(reopened))
                 #expect(delivered == delivered.sorted(), "crash at \(step) \(fault): out of order")
                 #expect(Set(delivered).count == delivered.count, "crash at \(step) \(fault): delivered twice")
                 let missing = promises.durable.subtracting(promises.settled).subtracting(delivered)
                 #expect(missing.isEmpty, "crash at \(step) \(fault): lost \(missing.sorted().prefix(5))")
+                // Copies (settled before the crash, delivered again) are only ever among what the open counted.
+                let copies = promises.settled.intersection(delivered)
+                #expect(
+                    copies.count <= replayed, "crash at \(step) \(fault): \(copies.count) copies, \(replayed) counted")
                 let repeated = promises.checkpointed.intersection(delivered)
                 #expect(repeated.isEmpty, "crash at \(step) \(fault): repeated what a checkpoint covered")
             }

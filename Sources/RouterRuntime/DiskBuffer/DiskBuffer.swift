@@ -95,7 +95,12 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
     private var readerThreshold = 1
     private var ledgerSequence: UInt64 = 0
     private var ledgerSettled: UInt64 = 0
-    private var checkpointing = false
+    /// Serializes ledger writes (checkpoints on the appender's thread, reservations on the reader's).
+    private let ledgerLock = ConditionLock()
+    /// The ledger's hand-out mark: records below it may have been handed out.
+    private var reservedThrough: UInt64 = 0
+    /// How far ahead of the reader a reservation reaches.
+    static let reservation: UInt64 = 4096
     private var damage = Damage()
     private var replayedEvents = 0
     private var droppedFull = 0
@@ -163,6 +168,20 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
         return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".seg"
     }
 
+    /// The pid of the routerd that holds the buffer's lock, or nil when none does.
+    package static func lockHolder(directory: String) -> String? {
+        let fd = Glibc.open(directory + "/lock", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        var owner = [UInt8](repeating: 0, count: 32)
+        let got = pread(fd, &owner, 31, 0)
+        return got > 0 ? String(decoding: owner[0..<got], as: UTF8.self).trimmingSpaces : "?"
+    }
+
     private func takeLock() throws {
         let path = files.path("lock")
         lockFD = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
@@ -191,6 +210,7 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
         settledThrough = ledger?.settled ?? 0
         ledgerSettled = settledThrough
         ledgerSequence = ledger?.sequence ?? 0
+        reservedThrough = max(ledger?.handedOut ?? 0, settledThrough)
         let handedOut = ledger?.handedOut ?? settledThrough
         let names = try files.list().filter { $0.hasSuffix(".seg") }.compactMap { name -> UInt64? in
             guard name.count == 24, let id = UInt64(name.prefix(20)) else { return nil }
@@ -533,21 +553,28 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
     }
 
     /// Writes the ledger if settlements moved since the last one, then deletes the segments it covers. Returns
-    /// whether segments were deleted.
+    /// whether segments were deleted. `exact` (at close) records how far records were really handed out, instead
+    /// of the reservation ahead of it.
     @discardableResult
-    package func checkpoint() throws -> Bool {
+    package func checkpoint(exact: Bool = false) throws -> Bool {
+        ledgerLock.lock()
+        defer { ledgerLock.unlock() }
         let work: (UInt64, UInt64, UInt64, [UInt64])? = lock.withLock {
-            guard !checkpointing, settledThrough != ledgerSettled || ledgerSequence == 0 else { return nil }
-            checkpointing = true
+            let handedOut = exact ? readID : max(reservedThrough, readID)
+            guard settledThrough != ledgerSettled || ledgerSequence == 0 || handedOut != reservedThrough else {
+                return nil
+            }
             ledgerSequence += 1
             let removable = segments.dropLast().filter { ($0.lastID.map { $0 < settledThrough }) ?? true }.map(
                 \.firstID)
-            return (settledThrough, readID, ledgerSequence, removable)
+            return (settledThrough, handedOut, ledgerSequence, removable)
         }
         guard let (settled, handedOut, sequence, removable) = work else { return false }
-        defer { lock.withLock { checkpointing = false } }
         try writeLedger(settled: settled, handedOut: handedOut, sequence: sequence)
-        lock.withLock { ledgerSettled = settled }
+        lock.withLock {
+            ledgerSettled = settled
+            reservedThrough = handedOut
+        }
         guard !removable.isEmpty else { return false }
         for id in removable { try files.unlink(DiskBuffer.segmentName(id)) }
         try files.syncDirectory()
@@ -557,6 +584,25 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
             lock.broadcast(DiskBuffer.spaceCondition)
         }
         return true
+    }
+
+    /// Records in the ledger that records up to `through` may be handed out, before they are: so that after a
+    /// crash, the ledger's mark is at or past everything the output was given, and ``DiskBufferReport/replayedEvents``
+    /// counts every entry that can arrive twice.
+    private func reserve(through: UInt64) throws {
+        ledgerLock.lock()
+        defer { ledgerLock.unlock() }
+        let work: (UInt64, UInt64)? = lock.withLock {
+            guard reservedThrough < through else { return nil }
+            ledgerSequence += 1
+            return (settledThrough, ledgerSequence)
+        }
+        guard let (settled, sequence) = work else { return }
+        try writeLedger(settled: settled, handedOut: through, sequence: sequence)
+        lock.withLock {
+            ledgerSettled = settled
+            reservedThrough = through
+        }
     }
 
     /// Whether settlements moved since the last checkpoint.
@@ -582,7 +628,7 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
             return upstream.values.flatMap { $0 }
         }
         for tracker in waiting { tracker.settle(.failed("not written before shutdown; kept in the disk buffer")) }
-        try checkpoint()
+        try checkpoint(exact: true)
         if activeFD >= 0 {
             try? sync()
             Glibc.close(activeFD)
@@ -633,11 +679,21 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
             lock.unlock()
             return .closed
         }
+        let (current, reserved) = (readID, reservedThrough)
         lock.unlock()
+        var limit = UInt64.max
+        if current + DiskBuffer.reservation / 16 > reserved {
+            // Without a reservation on disk, hand out anyway (the copies counter may then undercount).
+            if (try? reserve(through: current + DiskBuffer.reservation)) != nil {
+                limit = current + DiskBuffer.reservation
+            }
+        } else {
+            limit = reserved
+        }
         var taken: [Batch] = []
         var events = 0
         while events < maxEvents || taken.isEmpty {
-            guard let (id, batch) = nextRecord() else { break }
+            guard lock.withLock({ readID }) < limit, let (id, batch) = nextRecord() else { break }
             events += batch.count
             var out = batch
             let count = batch.count
