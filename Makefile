@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
-.PHONY: all deps build release run test unit-test lint docs clean bench bench-diode
+.PHONY: all deps build release run test unit-test lint docs clean bench bench-diode bench-buffer-outage
 
 all: build
 
@@ -49,6 +49,11 @@ bench: release
 # pipeline"); BENCH_TOTAL=50000 for a quicker run. Writes .build/bench/bench-diode-results.json.
 bench-diode: release
 	python3 scripts/bench-diode.py
+
+# A RabbitMQ outage under load into a disk-buffered amqp output, with routerd's RSS sampled (README, "Disk
+# buffers"); OUTAGE_SECONDS=60 for a quicker run. Writes .build/bench/bench-buffer-outage.json.
+bench-buffer-outage: release
+	python3 scripts/bench-buffer-outage.py
 
 clean:
 	rm -rf .build

@@ -6,6 +6,9 @@ BENCH_TOTAL entries (1,000,000 by default) from one loadtest worker with 1% ERRO
 growing, samples routerd's CPU time and peak RSS, stops it with SIGTERM, and then reads every line routerd wrote to
 check that each (app, sequence) landed exactly once.
 
+At the rates in --buffer-rates (200,000/s by default) it also runs examples/bench-buffer.yaml: the stock topology
+with both file outputs on disk buffers (`sync: 100ms`), for the cost of a disk buffer beside the memory queue.
+
 At the rates in --route-rates (200,000/s by default) it also runs examples/bench-route.yaml (the stock topology
 plus a `route` of five conditions, one a regular expression, and a `modify` of three changes) right after the
 stock run at the same rate, and prints what the routing costs per million entries over the stock topology.
@@ -452,6 +455,10 @@ def main():
                         help="the routing config run beside the stock one ('' for none)")
     parser.add_argument("--route-rates", type=parse_rates, default=[200_000],
                         help="rates at which the routing config runs too (default 200000)")
+    parser.add_argument("--buffer-config", default=os.path.join(ROOT, "examples/bench-buffer.yaml"),
+                        help="the stock topology with disk buffers, run beside the stock one ('' for none)")
+    parser.add_argument("--buffer-rates", type=parse_rates, default=[200_000],
+                        help="rates at which the disk-buffer config runs too (default 200000)")
     parser.add_argument("--workers", type=int, default=1, help="loadtest workers (default 1)")
     parser.add_argument("--error-ratio", type=float, default=0.01, help="fraction of ERROR entries (default 0.01)")
     parser.add_argument("--output", default=os.path.join(ROOT, ".build/bench/bench-results.json"),
@@ -471,13 +478,18 @@ def main():
           f"{args.error_ratio:.0%} ERROR, config {os.path.relpath(args.config, ROOT)}", flush=True)
     rows = []
     runs = []
+    extras = [(args.route_config, args.route_rates), (args.buffer_config, args.buffer_rates)]
     for rate in args.rates:
         runs.append((rate, args.config))
-        if args.route_config and rate in args.route_rates:
-            runs.append((rate, os.path.abspath(args.route_config)))
-    for rate in args.route_rates:
-        if args.route_config and rate not in args.rates:
-            runs += [(rate, args.config), (rate, os.path.abspath(args.route_config))]
+        for extra, rates in extras:
+            if extra and rate in rates:
+                runs.append((rate, os.path.abspath(extra)))
+    for extra, rates in extras:
+        for rate in rates:
+            if extra and rate not in args.rates:
+                if (rate, args.config) not in runs:
+                    runs.append((rate, args.config))
+                runs.append((rate, os.path.abspath(extra)))
     for rate, config in runs:
         label = ("unbounded" if rate == 0 else f"{rate:,}/s") + f" {os.path.basename(config)}"
         attempts = []

@@ -303,6 +303,46 @@ struct DiskBufferEndToEndTests {
         #expect(try routerd.terminate() == 0)
     }
 
+    @Test func whatTheBufferHoldsLivesOnDisk_RSSStaysFlatWhileItGrows() throws {
+        try #require(Tmpfs.isAvailable, "needs a tmpfs mount (root)")
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let disk = try Tmpfs(under: directory, sizeBytes: 1 << 20)
+        try disk.fill()
+        let config = Self.config(
+            output: "type: file\npath: \"\(disk.url.appendingPathComponent("out.log").path)\"",
+            bufferPath: directory.appendingPathComponent("buffer").path)
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let client = try UDPClient()
+        let message = String(repeating: "m", count: 120)
+        func send(_ range: ClosedRange<Int>) throws {
+            client.send(range.map { seedEntry(sequence: $0, level: "INFO", message: message) }, port: port, burst: 200)
+            try waitUntil("\(range.upperBound) entries in the buffer", timeout: 60) { () -> Bool? in
+                (try Self.buffer(routerd)["events"] as? Int).map { $0 >= range.upperBound - 500 } == true ? true : nil
+            }
+        }
+        try send(1...50_000)
+        let early = try residentBytes(routerd.process.processIdentifier)
+        try send(50_001...400_000)
+        let late = try residentBytes(routerd.process.processIdentifier)
+        let held = try #require(try Self.buffer(routerd)["bytes"] as? Int)
+        #expect(held > 60 << 20, "the buffer holds \(held >> 20) MiB on disk")
+        // Seven times as many entries held, and memory grew by less than a fifth of what they take on disk.
+        #expect(late - early < held / 5, "RSS went from \(early >> 20) to \(late >> 20) MiB")
+        #expect(late < 100 << 20)
+        #expect(try routerd.terminate() == 0)
+    }
+
+    /// A process's resident set size, from /proc.
+    func residentBytes(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { throw TestFailure("no VmRSS in /proc/\(pid)/status") }
+        return kib * 1024
+    }
+
     /// Every message in `queue`, taken with the seed's own client library (pika), as sequence numbers.
     static func drainQueue(_ url: String, _ queue: String) throws -> [Int] {
         let script = """
