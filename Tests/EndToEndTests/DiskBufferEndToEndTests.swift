@@ -11,10 +11,12 @@ import Testing
 @Suite("routerd binary: disk buffers", .serialized)
 struct DiskBufferEndToEndTests {
     /// udp -> validate -> ack (every entry is ERROR, so every accepted entry is acknowledged) -> `output`.
-    static func config(output: String, bufferPath: String, extraBuffer: String = "") -> String {
+    static func config(output: String, bufferPath: String, extraBuffer: String = "", maxSize: String = "64MiB")
+        -> String
+    {
         """
         inputs:
-          udp_in: { type: udp, address: 127.0.0.1, port: 0 }
+          udp_in: { type: udp, address: 127.0.0.1, port: 0, receive_buffer_bytes: 32MiB }
         filters:
           valid: { type: validate_json, inputs: [udp_in] }
           acks: { type: ack, inputs: [valid], levels: [ERROR] }
@@ -26,7 +28,7 @@ struct DiskBufferEndToEndTests {
             buffer:
               type: disk
               path: "\(bufferPath)"
-              max_size: 64MiB
+              max_size: \(maxSize)
               sync: 50ms
         \(extraBuffer)
           stats: { type: http_stats, inputs: [valid], address: 127.0.0.1, port: 0 }
@@ -311,24 +313,30 @@ struct DiskBufferEndToEndTests {
         try disk.fill()
         let config = Self.config(
             output: "type: file\npath: \"\(disk.url.appendingPathComponent("out.log").path)\"",
-            bufferPath: directory.appendingPathComponent("buffer").path)
+            bufferPath: directory.appendingPathComponent("buffer").path, maxSize: "1GiB")
         let routerd = try RouterdProcess(config: config, directory: directory)
         let port = try routerd.listeningPort(stage: "udp_in")
         let client = try UDPClient()
         let message = String(repeating: "m", count: 120)
-        func send(_ range: ClosedRange<Int>) throws {
-            client.send(range.map { seedEntry(sequence: $0, level: "INFO", message: message) }, port: port, burst: 200)
-            try waitUntil("\(range.upperBound) entries in the buffer", timeout: 60) { () -> Bool? in
-                (try Self.buffer(routerd)["events"] as? Int).map { $0 >= range.upperBound - 500 } == true ? true : nil
+        /// Sends the entries, then waits until the buffer stops growing; returns how many it holds.
+        func send(_ range: ClosedRange<Int>) throws -> Int {
+            client.send(range.map { seedEntry(sequence: $0, level: "INFO", message: message) }, port: port, burst: 100)
+            var last = -1
+            return try waitUntil("the buffer to stop growing", timeout: 120) { () -> Int? in
+                let now = try Self.buffer(routerd)["events"] as? Int ?? 0
+                defer { last = now }
+                usleep(500_000)
+                return now == last ? now : nil
             }
         }
-        try send(1...50_000)
+        let earlyEvents = try send(1...50_000)
         let early = try residentBytes(routerd.process.processIdentifier)
-        try send(50_001...400_000)
+        let lateEvents = try send(50_001...400_000)
         let late = try residentBytes(routerd.process.processIdentifier)
+        #expect(lateEvents > 3 * earlyEvents, "held \(earlyEvents), then \(lateEvents)")
         let held = try #require(try Self.buffer(routerd)["bytes"] as? Int)
-        #expect(held > 60 << 20, "the buffer holds \(held >> 20) MiB on disk")
-        // Seven times as many entries held, and memory grew by less than a fifth of what they take on disk.
+        #expect(held > 40 << 20, "the buffer holds \(held >> 20) MiB on disk")
+        // Many times as many entries held, and memory grew by less than a fifth of what they take on disk.
         #expect(late - early < held / 5, "RSS went from \(early >> 20) to \(late >> 20) MiB")
         #expect(late < 100 << 20)
         #expect(try routerd.terminate() == 0)
@@ -341,6 +349,41 @@ struct DiskBufferEndToEndTests {
             let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
         else { throw TestFailure("no VmRSS in /proc/\(pid)/status") }
         return kib * 1024
+    }
+
+    @Test func fullAndBlockingAtShutdown_waitsDrainTimeoutOnceThenCountsWhatItDrops() throws {
+        try #require(Tmpfs.isAvailable, "needs a tmpfs mount (root)")
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let disk = try Tmpfs(under: directory, sizeBytes: 1 << 20)
+        try disk.fill()
+        let config = Self.config(
+            output: "type: file\npath: \"\(disk.url.appendingPathComponent("out.log").path)\"\ndrain_timeout: 1s",
+            bufferPath: directory.appendingPathComponent("buffer").path, maxSize: "1MiB")
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let total = 20_000
+        try UDPClient().send(
+            (1...total).map { seedEntry(sequence: $0, level: "INFO", message: String(repeating: "f", count: 100)) },
+            port: port, burst: 100)
+        try routerd.waitForLog("disk buffer full; waiting for the output to make room")
+        let held = try waitUntil("the buffer to stop growing", timeout: 30) { () -> Int? in
+            let before = try Self.buffer(routerd)["events"] as? Int ?? 0
+            usleep(500_000)
+            return try Self.buffer(routerd)["events"] as? Int == before ? before : nil
+        }
+        let started = Date()
+        // Exit status 3: the shutdown dropped entries (those the full buffer could not take), and said so.
+        #expect(try routerd.terminate(timeout: 20) == 3)
+        #expect(Date().timeIntervalSince(started) < 10, "one drain_timeout, not one per batch")
+        let dropped = routerd.logs("disk buffer full; entries dropped").compactMap { $0["events_lost"] as? String }
+            .compactMap { Int($0) }.reduce(0, +)
+        #expect(dropped > 0)
+        #expect(held + dropped <= total)
+        // What the buffer held is still there for the next start.
+        let inspect = try runRouterd(["buffer", "inspect", "--json", directory.appendingPathComponent("buffer").path])
+        let report = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["events"] as? Int == held)
     }
 
     /// Every message in `queue`, taken with the seed's own client library (pika), as sequence numbers.

@@ -81,6 +81,10 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
     private var awaitingSync: [Batch] = []
     private var lastSyncNanos: Int64 = 0
     private var syncFailure: String?
+    /// Since when appends find the buffer full (nil while they fit), and when the appender first saw the queue
+    /// closed while full.
+    private var fullSince: Int64?
+    private var shutdownSeenNanos: Int64?
 
     /// Syncs what was appended, then answers the senders of the batches that waited for it.
     private func syncNow() {
@@ -163,7 +167,6 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
     /// Appends, waiting for room under `when_full: block`; returns whether the batches are in the buffer (false:
     /// dropped, counted and their senders told).
     private func append(_ batches: [Batch]) -> Bool {
-        var waitingSince: Int64?
         while true {
             let result: DiskBuffer.AppendResult
             do {
@@ -172,14 +175,18 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
                 result = .full("\(error)")
             }
             guard case .full(let reason) = result else {
-                if waitingSince != nil {
+                if fullSince != nil {
+                    fullSince = nil
                     context.logger.notice("disk buffer has room again", metadata: ["buffer": "\(buffer.directory)"])
                 }
                 return true
             }
             let events = batches.reduce(0) { $0 + $1.count }
             let shuttingDown = front.isClosed
-            let waitedTooLong = waitingSince.map { monotonicNanos() - $0 >= drainNanos } ?? false
+            // At shutdown, a full buffer waits drain_timeout in all (not per batch) before it drops.
+            let waitedTooLong =
+                fullSince.map { monotonicNanos() - max($0, shutdownSeenNanos ?? $0) >= drainNanos } ?? false
+            if shuttingDown && shutdownSeenNanos == nil { shutdownSeenNanos = monotonicNanos() }
             if buffer.settings.whenFull == .dropNewest || (shuttingDown && waitedTooLong) {
                 droppedFull.add(events)
                 buffer.countDroppedFull(events)
@@ -189,8 +196,8 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
                 for batch in batches { batch.settle(.failed("dropped: disk buffer full (\(reason))")) }
                 return false
             }
-            if waitingSince == nil {
-                waitingSince = monotonicNanos()
+            if fullSince == nil {
+                fullSince = monotonicNanos()
                 context.logger.warning(
                     "disk buffer full; waiting for the output to make room",
                     metadata: ["buffer": "\(buffer.directory)", "reason": "\(reason)", "events_waiting": "\(events)"])
