@@ -18,7 +18,9 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
     public static let declaration = StageDeclaration(
         type: "http_stats",
         summary: "Live dashboard (/), /stats JSON, /health and /metrics (Prometheus), with a per-sender loss ledger.",
-        options: [address, port, recentErrors, errorLevels, ledgerMaxSenders],
+        options: [
+            address, port, recentErrors, errorLevels, ledgerMaxSenders, maxHeadBytes, headerTimeout, maxConnections,
+        ],
         counters: [
             CounterDeclaration(
                 "http_requests", label: "endpoint", values: HTTPStatsServer.endpoints,
@@ -48,6 +50,21 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
             + "seen is evicted (counted). Too small and senders that come and go lose their history; each eviction "
             + "is counted in `ledger.evictions`.")
 
+    static let maxHeadBytes = StageOption<Int>.size(
+        "max_head_bytes", 1024...1_048_576, default: 16384,
+        "Largest request head (request line and headers) the server reads; a larger one is answered 400 and the "
+            + "connection closed at once, so a client holds at most this much of routerd's memory per connection.")
+    static let headerTimeout = StageOption<Duration>.duration(
+        "header_timeout", .milliseconds(100)...(.seconds(3600)), default: .seconds(10),
+        "Longest a client may take to send a whole request (its head and any body), counted from when its "
+            + "connection opens or from the end of the previous response; past it the connection is closed. This "
+            + "is also how long an idle keep-alive connection stays open. Too long, and clients that send a byte "
+            + "now and then hold connections (see `max_connections`).")
+    static let maxConnections = StageOption<Int>.integer(
+        "max_connections", 1...100_000, default: 256,
+        "Most connections open at once; past it new ones wait in the kernel's listen queue (256) until one "
+            + "closes, and past that are refused. Each open connection holds up to `max_head_bytes` and a few KiB.")
+
     private let context: StageContext
     private let store: StatsStore
     private let server: HTTPStatsServer
@@ -67,9 +84,12 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
             router: context.router, recentErrors: try options.value(Self.recentErrors), errorLevels: levels,
             ledgerMaxSenders: try options.value(Self.ledgerMaxSenders))
         try BindCheck.check(host: address, port: port)
+        let limits = HTTPLimits(
+            maxHeadBytes: try options.value(Self.maxHeadBytes), headerTimeout: try options.value(Self.headerTimeout),
+            maxConnections: try options.value(Self.maxConnections))
         server = HTTPStatsServer(
             host: address, port: port, store: store, stageName: context.name, counters: context.counters,
-            logger: context.logger, health: context.health)
+            logger: context.logger, health: context.health, limits: limits)
     }
 
     /// Wakes for a few thousand entries or every 100 ms, not for every batch: the page refreshes every 2 s, and a

@@ -1,10 +1,13 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import RouterCore
 import ServiceLifecycle
 
 /// The HTTP side of `http_stats`: a Hummingbird 2 application serving `/`, `/stats`, `/health` and `/metrics`
 /// from a ``StatsStore``, on its own event loops: a service of the process's service group.
+///
+/// `HEAD` answers wherever `GET` does, and ``HTTPLimits`` bounds what one client can hold.
 final class HTTPStatsServer: Service {
     /// The endpoints, as the `http_requests{endpoint}` counter names them.
     static let endpoints = ["dashboard", "stats", "health", "metrics"]
@@ -17,11 +20,13 @@ final class HTTPStatsServer: Service {
     private let health: StageHealth
     private let requests: [String: StageCounter]
     private let metrics = MetricsRenderer()
+    private let limits: HTTPLimits
 
     init(
         host: String, port: Int, store: StatsStore, stageName: String, counters: StageCounters, logger: Logger,
-        health: StageHealth
+        health: StageHealth, limits: HTTPLimits
     ) {
+        self.limits = limits
         self.host = host
         self.port = port
         self.store = store
@@ -48,21 +53,29 @@ final class HTTPStatsServer: Service {
     }
 
     private func makeApplication() -> some ApplicationProtocol {
-        let routes = Hummingbird.Router(context: BasicRequestContext.self)
+        let routes = Hummingbird.Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
         let store = self.store
         let stageName = self.stageName
         let metrics = self.metrics
         let requests = self.requests
+        let page = ByteBuffer(string: DashboardPage.html)
         routes.get("/") { _, _ -> Response in
             requests["dashboard"]?.add()
             return Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+                body: .init(byteBuffer: page))
+        }
+        let defaultLedgerLimit = 100
+        let sharedStats = SharedRender {
+            StatsJSON.stats(store: store, stageName: stageName, ledgerLimit: defaultLedgerLimit)
         }
         routes.get("/stats") { request, _ -> Response in
             requests["stats"]?.add()
-            let limit = request.uri.queryParameters.get("ledger_limit", as: Int.self) ?? 100
-            let body = StatsJSON.stats(store: store, stageName: stageName, ledgerLimit: max(0, limit))
+            let limit = request.uri.queryParameters.get("ledger_limit", as: Int.self) ?? defaultLedgerLimit
+            let body =
+                limit == defaultLedgerLimit
+                ? await sharedStats.body()
+                : StatsJSON.stats(store: store, stageName: stageName, ledgerLimit: max(0, limit))
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -75,9 +88,10 @@ final class HTTPStatsServer: Service {
                 headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: StatsJSON.healthBody(status, reasons))))
         }
+        let sharedMetrics = SharedRender { metrics.render(store: store, stageName: stageName) }
         routes.get("/metrics") { _, _ -> Response in
             requests["metrics"]?.add()
-            let text = metrics.render(store: store, stageName: stageName)
+            let text = await sharedMetrics.body()
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -87,8 +101,10 @@ final class HTTPStatsServer: Service {
         quiet.logLevel = .warning
         let logger = self.logger
         return Application(
-            router: routes,
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port)),
+            router: routes, server: limits.http1(),
+            configuration: ApplicationConfiguration(
+                address: .hostname(host, port: port),
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: quiet)),
             onServerRunning: { channel in
                 var address = "\(channel.localAddress?.ipAddress ?? "?")"
                 if address.contains(":") { address = "[\(address)]" }
