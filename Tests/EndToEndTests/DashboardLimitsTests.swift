@@ -193,13 +193,14 @@ struct DashboardLimitsTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let routerd = try RouterdProcess(config: config(), directory: directory)
         let httpPort = try routerd.listeningPort(stage: "stats")
-        for path in ["/", "/stats", "/health", "/metrics"] {
+        for path in ["/", "/dashboard.js", "/dashboard.css", "/stats", "/health", "/metrics"] {
             let get = try httpRequest(port: httpPort, "GET", path)
             let head = try httpRequest(port: httpPort, "HEAD", path)
             #expect(get.status == 200, "GET \(path)")
             #expect(head.status == 200, "HEAD \(path)")
             #expect(head.body.isEmpty, "HEAD \(path): \(head.body.prefix(80))")
             #expect(head.headers["content-type"] == get.headers["content-type"], "HEAD \(path)")
+            #expect(head.headers["content-security-policy"] == get.headers["content-security-policy"])
         }
         #expect(try httpRequest(port: httpPort, "HEAD", "/nothing-here").status == 404)
         #expect(try routerd.terminate() == 0)
