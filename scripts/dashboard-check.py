@@ -50,9 +50,26 @@ READ_PAGE = r"""
     levels: levels, errors: errors, ledger: ledger,
     errors_html: document.getElementById('errors').innerHTML,
     script_elements_in_tables: document.querySelectorAll('main script').length,
+    // Elements an entry's text could have made, had it reached the markup: none belong in the tables.
+    injected_elements: document.querySelectorAll(
+      '#errors :not(tr):not(td), #ledger :not(tr):not(td), main script, main img, main svg, main iframe, '
+      + 'main object, main embed, main a, main style').length,
+    // Set by an injected payload that ran; and every Content-Security-Policy violation the page saw.
+    xss_ran: window.__xssRan || [],
+    csp_violations: window.__cspViolations || [],
     title: document.title,
   };
 })()
+"""
+
+
+# Installed before any page script runs: records every Content-Security-Policy violation (the page's own
+# script and style must cause none; a payload that reached the markup would).
+BEFORE_PAGE = r"""
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || ''));
+});
 """
 
 
@@ -171,6 +188,8 @@ class Browser:
         return result["result"].get("value")
 
     def open(self, url):
+        self.call("Page.enable")
+        self.call("Page.addScriptToEvaluateOnNewDocument", {"source": BEFORE_PAGE})
         self.call("Page.navigate", {"url": url})
         deadline = time.time() + 30
         while self.evaluate("document.readyState") != "complete":

@@ -1,8 +1,9 @@
 import RouterSupport
 
-/// The dashboard served at `/`: one self-contained page (no external asset, machines here are offline) that reads
-/// `stats` every 2 seconds and redraws in place. Entry text only ever reaches the page through `textContent`, so a
-/// message such as `<script>` shows as text.
+/// The dashboard served at `/`: one page with its script and style sheet beside it on the same server (no other
+/// asset, machines here are offline) that reads `stats` every 2 seconds and redraws in place. Entry text only ever
+/// reaches the page through `textContent`, so a message such as `<script>` shows as text; and the
+/// Content-Security-Policy runs no inline script, so markup that slipped in would not run either.
 enum DashboardPage {
     static let html = #"""
         <!doctype html>
@@ -11,7 +12,52 @@ enum DashboardPage {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>routerd dashboard</title>
-        <style>
+        <link rel="stylesheet" href="dashboard.css">
+        </head>
+        <body>
+        <header>
+          <h1>routerd</h1><span class="stage" id="stage"></span>
+          <span class="pill" id="status">loading</span>
+          <span class="spacer"></span>
+          <span id="conn"></span><span id="updated"></span>
+        </header>
+        <main>
+          <div class="cards">
+            <div class="card"><div class="label">Total received</div>
+              <div class="value" id="total" data-value="0">0</div><div class="sub" id="total-sub"></div></div>
+            <div class="card"><div class="label">Logs / s</div>
+              <div class="value" id="rate" data-value="0">0</div><div class="sub" id="rate-sub"></div></div>
+            <div class="card"><div class="label">Uptime</div>
+              <div class="value" id="uptime" data-value="0">0s</div><div class="sub" id="started"></div></div>
+            <div class="card"><div class="label">Errors seen</div>
+              <div class="value" id="errors-seen" data-value="0">0</div><div class="sub" id="errors-sub"></div></div>
+            <div class="card"><div class="label">Missing (ledger)</div>
+              <div class="value" id="missing" data-value="0">0</div><div class="sub" id="missing-sub"></div></div>
+          </div>
+          <section id="health-section" hidden><h2>Health</h2><ul class="reasons" id="reasons"></ul></section>
+          <div class="row2">
+            <section><h2>Level distribution</h2><div id="levels"></div></section>
+            <section><h2>Recent errors</h2><div class="scroll">
+              <table><thead><tr><th>Timestamp</th><th>Level</th><th class="num">Seq</th><th>Host</th><th>App</th>
+                <th>Message</th></tr></thead><tbody id="errors"></tbody></table></div></section>
+          </div>
+          <section><h2>Loss ledger (per sender)</h2><div class="totals" id="ledger-totals"></div><div class="scroll">
+            <table><thead><tr><th>Host</th><th>App</th><th class="num">Received</th><th class="num">Missing</th>
+              <th class="num">Duplicates</th><th class="num">Out of order</th><th class="num">Too old</th>
+              <th class="num">Restarts</th><th class="num">Newest seq</th><th>Last seen</th></tr></thead>
+              <tbody id="ledger"></tbody></table></div></section>
+          <section><h2>Stages</h2>
+            <table><thead><tr><th>Stage</th><th>Type</th><th>Health</th><th class="num">In</th><th class="num">Out</th>
+              <th class="num">Dropped</th><th class="num">Queue</th><th>Other counters</th></tr></thead>
+              <tbody id="stages"></tbody></table></section>
+        </main>
+        <script src="dashboard.js"></script>
+        </body>
+        </html>
+        """#
+
+    /// The page's style sheet, `/dashboard.css` (the Content-Security-Policy allows no inline style).
+    static let style = #"""
         :root {
           --bg: #0f1419; --panel: #171d24; --line: #26303b; --text: #e6e9ed; --muted: #8b98a7;
           --ok: #3fb950; --warn: #d29922; --bad: #f85149; --accent: #58a6ff;
@@ -63,46 +109,10 @@ enum DashboardPage {
         .scroll { max-height: 320px; overflow: auto; }
         .totals { color: var(--muted); font-size: 12px; margin-bottom: 6px; }
         .totals b { color: var(--text); font-weight: 600; }
-        </style>
-        </head>
-        <body>
-        <header>
-          <h1>routerd</h1><span class="stage" id="stage"></span>
-          <span class="pill" id="status">loading</span>
-          <span class="spacer"></span>
-          <span id="conn"></span><span id="updated"></span>
-        </header>
-        <main>
-          <div class="cards">
-            <div class="card"><div class="label">Total received</div>
-              <div class="value" id="total" data-value="0">0</div><div class="sub" id="total-sub"></div></div>
-            <div class="card"><div class="label">Logs / s</div>
-              <div class="value" id="rate" data-value="0">0</div><div class="sub" id="rate-sub"></div></div>
-            <div class="card"><div class="label">Uptime</div>
-              <div class="value" id="uptime" data-value="0">0s</div><div class="sub" id="started"></div></div>
-            <div class="card"><div class="label">Errors seen</div>
-              <div class="value" id="errors-seen" data-value="0">0</div><div class="sub" id="errors-sub"></div></div>
-            <div class="card"><div class="label">Missing (ledger)</div>
-              <div class="value" id="missing" data-value="0">0</div><div class="sub" id="missing-sub"></div></div>
-          </div>
-          <section id="health-section" hidden><h2>Health</h2><ul class="reasons" id="reasons"></ul></section>
-          <div class="row2">
-            <section><h2>Level distribution</h2><div id="levels"></div></section>
-            <section><h2>Recent errors</h2><div class="scroll">
-              <table><thead><tr><th>Timestamp</th><th>Level</th><th class="num">Seq</th><th>Host</th><th>App</th>
-                <th>Message</th></tr></thead><tbody id="errors"></tbody></table></div></section>
-          </div>
-          <section><h2>Loss ledger (per sender)</h2><div class="totals" id="ledger-totals"></div><div class="scroll">
-            <table><thead><tr><th>Host</th><th>App</th><th class="num">Received</th><th class="num">Missing</th>
-              <th class="num">Duplicates</th><th class="num">Out of order</th><th class="num">Too old</th>
-              <th class="num">Restarts</th><th class="num">Newest seq</th><th>Last seen</th></tr></thead>
-              <tbody id="ledger"></tbody></table></div></section>
-          <section><h2>Stages</h2>
-            <table><thead><tr><th>Stage</th><th>Type</th><th>Health</th><th class="num">In</th><th class="num">Out</th>
-              <th class="num">Dropped</th><th class="num">Queue</th><th>Other counters</th></tr></thead>
-              <tbody id="stages"></tbody></table></section>
-        </main>
-        <script>
+        """#
+
+    /// The page's script, `/dashboard.js` (the Content-Security-Policy allows no inline script).
+    static let script = #"""
         'use strict';
         const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL', 'UNKNOWN'];
         const $ = (id) => document.getElementById(id);
@@ -265,8 +275,5 @@ enum DashboardPage {
           }
         }
         refresh();
-        </script>
-        </body>
-        </html>
         """#
 }

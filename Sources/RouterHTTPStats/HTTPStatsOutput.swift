@@ -18,13 +18,20 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
     public static let declaration = StageDeclaration(
         type: "http_stats",
         summary: "Live dashboard (/), /stats JSON, /health and /metrics (Prometheus), with a per-sender loss ledger.",
-        options: [address, port, recentErrors, errorLevels, ledgerMaxSenders],
+        options: [
+            address, port, recentErrors, errorLevels, ledgerMaxSenders, authToken, authUser, authPassword,
+            publicHealth, tlsCertificate, tlsKey, maxHeadBytes, headerTimeout, maxConnections,
+        ],
         counters: [
             CounterDeclaration(
                 "http_requests", label: "endpoint", values: HTTPStatsServer.endpoints,
-                "HTTP requests answered, by endpoint.")
+                "HTTP requests answered, by endpoint (`dashboard` counts the page, its script and its style)."),
+            CounterDeclaration(
+                "http_unauthorized",
+                "HTTP requests refused with 401 for want of the `auth_token` or `auth_user` credentials."),
         ],
-        example: StageExample("address: 127.0.0.1\nport: ${EXAMPLE_PORT}")
+        example: StageExample("address: 127.0.0.1\nport: ${EXAMPLE_PORT}"),
+        validate: { options in HTTPAccess.problems(options) }
     )
 
     static let address = StageOption<String>.string(
@@ -48,6 +55,44 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
             + "seen is evicted (counted). Too small and senders that come and go lose their history; each eviction "
             + "is counted in `ledger.evictions`.")
 
+    static let authToken = StageOption<String?>.optionalString(
+        "auth_token",
+        "A bearer token every request but `/health` must carry (`Authorization: Bearer <token>`), usually "
+            + "`\"${DASHBOARD_TOKEN:?set DASHBOARD_TOKEN}\"` so that it comes from the environment. Without it (and "
+            + "without `auth_user`) the dashboard is open to whoever reaches the port. Never logged, never in /stats.")
+    static let authUser = StageOption<String?>.optionalString(
+        "auth_user",
+        "The HTTP basic user name a browser signs in with (with `auth_password`); a request may carry either these "
+            + "credentials or `auth_token`. Anything else but `/health` gets a 401.")
+    static let authPassword = StageOption<String?>.optionalString(
+        "auth_password",
+        "The HTTP basic password, usually `\"${DASHBOARD_PASSWORD:?set DASHBOARD_PASSWORD}\"`; required with "
+            + "`auth_user`. Never logged, never in /stats. Sent in the clear without `tls_certificate`.")
+    static let publicHealth = StageOption<Bool>.bool(
+        "public_health", default: true,
+        "Whether `/health` answers without credentials when `auth_token` or `auth_user` is set, so that a liveness "
+            + "probe needs none; it shows health reasons (stage names and errors), so `false` where those are private.")
+    static let tlsCertificate = StageOption<String?>.optionalString(
+        "tls_certificate",
+        "PEM file with the server certificate (and its chain) to serve HTTPS with, with `tls_key`; read at start, "
+            + "a file that cannot be read stops routerd before anything runs. Without it the server speaks plain HTTP.")
+    static let tlsKey = StageOption<String?>.optionalString(
+        "tls_key", "PEM file with the private key of `tls_certificate`; required with it.")
+    static let maxHeadBytes = StageOption<Int>.size(
+        "max_head_bytes", 1024...1_048_576, default: 16384,
+        "Largest request head (request line and headers) the server reads; a larger one is answered 400 and the "
+            + "connection closed at once, so a client holds at most this much of routerd's memory per connection.")
+    static let headerTimeout = StageOption<Duration>.duration(
+        "header_timeout", .milliseconds(100)...(.seconds(3600)), default: .seconds(10),
+        "Longest a client may take to send a whole request (its head and any body), counted from when its "
+            + "connection opens or from the end of the previous response; past it the connection is closed. This "
+            + "is also how long an idle keep-alive connection stays open. Too long, and clients that send a byte "
+            + "now and then hold connections (see `max_connections`).")
+    static let maxConnections = StageOption<Int>.integer(
+        "max_connections", 1...100_000, default: 256,
+        "Most connections open at once; past it new ones wait in the kernel's listen queue (256) until one "
+            + "closes, and past that are refused. Each open connection holds up to `max_head_bytes` and a few KiB.")
+
     private let context: StageContext
     private let store: StatsStore
     private let server: HTTPStatsServer
@@ -67,9 +112,15 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
             router: context.router, recentErrors: try options.value(Self.recentErrors), errorLevels: levels,
             ledgerMaxSenders: try options.value(Self.ledgerMaxSenders))
         try BindCheck.check(host: address, port: port)
+        let access = try HTTPAccess(options: options)
+        let limits = HTTPLimits(
+            maxHeadBytes: try options.value(Self.maxHeadBytes), headerTimeout: try options.value(Self.headerTimeout),
+            maxConnections: try options.value(Self.maxConnections))
+        let tls = try HTTPTLS.configuration(
+            certificate: try options.value(Self.tlsCertificate), key: try options.value(Self.tlsKey))
         server = HTTPStatsServer(
             host: address, port: port, store: store, stageName: context.name, counters: context.counters,
-            logger: context.logger, health: context.health)
+            logger: context.logger, health: context.health, access: access, limits: limits, tls: tls)
     }
 
     /// Wakes for a few thousand entries or every 100 ms, not for every batch: the page refreshes every 2 s, and a

@@ -216,6 +216,62 @@ struct DashboardTests {
         #expect(fileLines(directory.appendingPathComponent("archive.log")).count == 29)
     }
 
+    @Test func page_whenEveryFieldOfAnEntryHoldsMarkupAndScript_showsItAsTextAndRunsNothing() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let routerd = try RouterdProcess(
+            config: config(directory: directory).replacingOccurrences(
+                of: "recent_errors: 5", with: "recent_errors: 50"),
+            directory: directory)
+        let udpPort = try routerd.listeningPort(stage: "udp_in")
+        let httpPort = try routerd.listeningPort(stage: "stats")
+        // Each payload, had it reached the markup, would record that it ran (or, for the style, hide the page).
+        func payloads(_ field: String) -> [String] {
+            let run = "(window.__xssRan=window.__xssRan||[]).push('\(field)')"
+            return [
+                "<script>\(run)</script>", "<img src=x onerror=\"\(run)\">", "\"><svg onload=\"\(run)\">",
+                "</td></tr><iframe srcdoc=\"<script>parent.\(run)</script>\"></iframe>",
+                "<a href=\"javascript:\(run)\">x</a>", "<style>body{display:none}</style><b>\(field)</b>",
+            ]
+        }
+        let fields = ["timestamp", "host", "app", "message"]
+        let hostile = (0..<6).map { index in
+            Dictionary(uniqueKeysWithValues: fields.map { ($0, payloads($0)[index]) })
+        }
+        var datagrams: [String] = []
+        for (index, entry) in hostile.enumerated() {
+            var object: [String: Any] = entry
+            object["sequence"] = index + 1
+            object["level"] = "ERROR"
+            datagrams.append(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+        }
+        // And a level that is markup: counted as UNKNOWN, shown nowhere as markup.
+        datagrams.append(
+            seedEntry(sequence: 1, level: "<img src=x onerror=alert(1)>", app: "other", message: "level"))
+        try UDPClient().send(datagrams, port: udpPort)
+        try waitForReceived(datagrams.count, port: httpPort)
+
+        let browser = try DashboardBrowser(url: "http://127.0.0.1:\(httpPort)/")
+        let page = try browser.waitForTotal(datagrams.count)
+        let rows = try #require(page["errors"] as? [[String]])
+        #expect(rows.count == hostile.count)
+        // Newest first: each cell shows the payload as text, exactly.
+        for (row, entry) in zip(rows, hostile.reversed()) {
+            #expect(row.count == 6)
+            #expect(row[0] == entry["timestamp"])
+            #expect(row[3] == entry["host"])
+            #expect(row[4] == entry["app"])
+            #expect(row[5] == entry["message"])
+        }
+        let ledgerHosts = Set((page["ledger"] as? [[String]] ?? []).compactMap(\.first))
+        #expect(ledgerHosts.isSuperset(of: hostile.compactMap { $0["host"] }))
+        #expect(page["injected_elements"] as? Int == 0)
+        #expect((page["xss_ran"] as? [Any])?.isEmpty == true, "payloads ran: \(page["xss_ran"] ?? "?")")
+        #expect((page["csp_violations"] as? [Any])?.isEmpty == true, "CSP violations: \(page["csp_violations"] ?? "?")")
+        #expect(page["status"] as? String == "ok")
+        #expect(try routerd.terminate() == 0)
+    }
+
     @Test func health_duringAGracefulShutdown_says503DrainingUntilTheDrainEnds() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -22,10 +22,14 @@ struct HTTPReply {
 
 /// A plain HTTP/1.1 GET to 127.0.0.1, over a socket of its own (no URLSession: nothing cached, nothing pooled).
 func httpGet(port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPReply {
+    try httpRequest(port: port, "GET", path, timeout: timeout)
+}
+
+/// A TCP socket connected to 127.0.0.1:`port`, with `timeout` seconds on each receive.
+func connectLoopback(port: UInt16, timeout: Double = 10) throws -> Int32 {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-    defer { close(descriptor) }
-    var time = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    var time = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
     setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -36,16 +40,57 @@ func httpGet(port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPR
             connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
-    guard connected == 0 else { throw TestFailure("connect to port \(port): \(String(cString: strerror(errno)))") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+    guard connected == 0 else {
+        let reason = String(cString: strerror(errno))
+        close(descriptor)
+        throw TestFailure("connect to port \(port): \(reason)")
+    }
+    return descriptor
+}
+
+/// Sends all of `bytes` (MSG_NOSIGNAL: a peer that closed is an error, not a SIGPIPE); false when the peer closed
+/// or reset the connection first.
+@discardableResult
+func sendAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let sent = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if sent < 0 && errno == EINTR { continue }
+        guard sent > 0 else { return false }
+        offset += sent
+    }
+    return true
+}
+
+/// Everything the peer sends until it closes (or resets, or `SO_RCVTIMEO` passes).
+func receiveAll(_ descriptor: Int32) -> [UInt8] {
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
         let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        if count < 0 && errno == EINTR { continue }
         if count <= 0 { break }
         data.append(contentsOf: buffer[0..<count])
     }
+    return data
+}
+
+/// One HTTP/1.1 request to 127.0.0.1 with `Connection: close` and `headers`, over a socket of its own.
+func httpRequest(
+    port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:], timeout: Double = 10
+) throws -> HTTPReply {
+    let descriptor = try connectLoopback(port: port, timeout: timeout)
+    defer { close(descriptor) }
+    let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+    let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(extra)\r\n"
+    sendAll(descriptor, Array(request.utf8))
+    var data: [UInt8] = []
+    data = receiveAll(descriptor)
+    return try parseReply(data, port: port)
+}
+
+/// An HTTP/1.1 response's bytes as an ``HTTPReply``.
+func parseReply(_ data: [UInt8], port: UInt16) throws -> HTTPReply {
     let text = String(decoding: data, as: UTF8.self)
     guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response from port \(port)") }
     let headLines = text[..<split.lowerBound].split(separator: "\r\n")
@@ -58,6 +103,20 @@ func httpGet(port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPR
         headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
     return HTTPReply(status: status, headers: headers, body: String(text[split.upperBound...]))
+}
+
+/// The resident set size of process `pid` (VmRSS of /proc/PID/status), in bytes.
+func residentBytes(pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+    else { throw TestFailure("no VmRSS in /proc/\(pid)/status") }
+    return kib * 1024
+}
+
+/// How many file descriptors process `pid` has open (its sockets among them).
+func openDescriptors(pid: Int32) throws -> Int {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
 }
 
 /// Polls `condition` every 50 ms until it holds, or fails with `what` after `timeout` seconds.
