@@ -18,7 +18,7 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
     public static let declaration = StageDeclaration(
         type: "http_stats",
         summary: "Live dashboard (/), /stats JSON, /health and /metrics (Prometheus), with a per-sender loss ledger.",
-        options: [address, port, recentErrors, errorLevels, ledgerMaxSenders],
+        options: [address, port, recentErrors, errorLevels, ledgerMaxSenders, reloadAPI],
         counters: [
             CounterDeclaration(
                 "http_requests", label: "endpoint", values: HTTPStatsServer.endpoints,
@@ -48,6 +48,11 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
             + "seen is evicted (counted). Too small and senders that come and go lose their history; each eviction "
             + "is counted in `ledger.evictions`.")
 
+    static let reloadAPI = StageOption<Bool>.bool(
+        "reload_api", default: false,
+        "Serve `POST /reload`, which reloads the config as SIGHUP does and answers with the outcome (200 applied, 422 "
+            + "refused, with every error). Anyone who reaches the port can then reload: keep the address private.")
+
     private let context: StageContext
     private let store: StatsStore
     private let server: HTTPStatsServer
@@ -69,7 +74,7 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
         try BindCheck.check(host: address, port: port)
         server = HTTPStatsServer(
             host: address, port: port, store: store, stageName: context.name, counters: context.counters,
-            logger: context.logger, health: context.health)
+            logger: context.logger, health: context.health, reloadAPI: try options.value(Self.reloadAPI))
     }
 
     /// Wakes for a few thousand entries or every 100 ms, not for every batch: the page refreshes every 2 s, and a

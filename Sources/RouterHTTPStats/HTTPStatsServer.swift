@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// from a ``StatsStore``, on its own event loops: a service of the process's service group.
 final class HTTPStatsServer: Service {
     /// The endpoints, as the `http_requests{endpoint}` counter names them.
-    static let endpoints = ["dashboard", "stats", "health", "metrics"]
+    static let endpoints = ["dashboard", "stats", "health", "metrics", "reload"]
 
     private let host: String
     private let port: Int
@@ -17,11 +17,13 @@ final class HTTPStatsServer: Service {
     private let health: StageHealth
     private let requests: [String: StageCounter]
     private let metrics = MetricsRenderer()
+    private let reloadAPI: Bool
 
     init(
         host: String, port: Int, store: StatsStore, stageName: String, counters: StageCounters, logger: Logger,
-        health: StageHealth
+        health: StageHealth, reloadAPI: Bool = false
     ) {
+        self.reloadAPI = reloadAPI
         self.host = host
         self.port = port
         self.store = store
@@ -81,6 +83,21 @@ final class HTTPStatsServer: Service {
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        if reloadAPI {
+            // `reload_api: true`: the same reload as SIGHUP; answered when it is done (after one already running).
+            routes.post("/reload") { _, _ -> Response in
+                requests["reload"]?.add()
+                guard let attempt = await store.router.requestReload() else {
+                    return Response(
+                        status: .serviceUnavailable, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\"this router cannot reload\"}")))
+                }
+                return Response(
+                    status: attempt.applied ? .ok : .unprocessableContent,
+                    headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(string: StatsJSON.reloadBody(attempt))))
+            }
         }
         // Hummingbird's own lines (one per request at debug, its start line at info) are not routerd's log.
         var quiet = logger

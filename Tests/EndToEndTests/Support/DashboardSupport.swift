@@ -22,6 +22,11 @@ struct HTTPReply {
 
 /// A plain HTTP/1.1 GET to 127.0.0.1, over a socket of its own (no URLSession: nothing cached, nothing pooled).
 func httpGet(port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPReply {
+    try httpRequest("GET", port: port, path, timeout: timeout)
+}
+
+/// A plain HTTP/1.1 request without a body (`POST /reload`) to 127.0.0.1, as ``httpGet(port:_:timeout:)``.
+func httpRequest(_ method: String, port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPReply {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
     defer { close(descriptor) }
@@ -37,7 +42,8 @@ func httpGet(port: UInt16, _ path: String, timeout: Double = 10) throws -> HTTPR
         }
     }
     guard connected == 0 else { throw TestFailure("connect to port \(port): \(String(cString: strerror(errno)))") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    let length = method == "GET" ? "" : "Content-Length: 0\r\n"
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(length)Connection: close\r\n\r\n".utf8)
     _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
