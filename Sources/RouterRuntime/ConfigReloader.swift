@@ -197,7 +197,9 @@ final class StageServiceRunner: Sendable {
                     // A stage's service that ends (a server that cannot serve says so itself) leaves the rest running.
                     .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)
                 }, logger: logger))
-        let task = Task { _ = try? await group.run() }
+        // Detached: a group run in a task that inherits the router service's task-locals would follow the process
+        // group's graceful shutdown and stop the dashboards at its start, not after the router drained.
+        let task = Task.detached { _ = try? await group.run() }
         running.withLock { $0[id] = (group, task) }
     }
 

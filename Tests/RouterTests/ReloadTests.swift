@@ -220,3 +220,53 @@ struct ReloadTests {
         #expect(try #require(hub.capture("out")).waitForEvents(3))
     }
 }
+
+@Suite("config reloader")
+struct ConfigReloaderTests {
+    @Test func reloader_aRequestDuringAReload_waitsForItAndRunsAfterIt_neverAlongside() async throws {
+        let hub = TestHub()
+        let directory = NSTemporaryDirectory() + "routerd-reloader-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/router.yaml"
+        let first = config(outputs: "  old: { type: capture, inputs: [pass], hub: \"${HUB}\", gated: true }")
+        try first.write(toFile: path, atomically: true, encoding: .utf8)
+        let registry = try StageRegistry([ReloadFeed.self, PassFilter.self, CaptureOutput.self])
+        let plan = try RouterConfig.load(path: path, environment: ["HUB": hub.id], registry: registry)
+        let router = try Router(plan: plan, logger: quietLogger)
+        try router.start()
+        defer {
+            hub.releaseAll()
+            router.stop()
+        }
+        let reloader = ConfigReloader(
+            router: router, plan: plan, path: path, registry: registry, logger: quietLogger
+        ) { ["HUB": hub.id] }
+        #expect(router.observer.loadedConfig?.number == 1)
+        send(10, from: 0, to: "feed", hub: hub)
+        #expect(hub.waitUntilEmitted(10, from: "feed"))
+
+        // The first reload removes the gated output, so it waits until the test releases it.
+        try config(outputs: "  new: { type: capture, inputs: [pass], hub: \"${HUB}\" }")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        async let firstAttempt = reloader.reload(trigger: "SIGHUP")
+        // The new output is built once the first reload runs (bounded poll: building sends the hub nothing to wait on).
+        let deadline = monotonicNanos() + 10_000_000_000
+        while hub.capture("new") == nil && monotonicNanos() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(hub.capture("new") != nil)
+        async let secondAttempt = reloader.reload(trigger: "http")
+        try await Task.sleep(for: .milliseconds(200))
+        // The second waits behind the first, which cannot finish while the removed output holds its entries.
+        #expect(router.observer.lastReload == nil)
+        #expect(router.observer.loadedConfig?.number == 1)
+        hub.release("old")
+
+        let (one, two) = await (firstAttempt, secondAttempt)
+        #expect(one.applied && one.generation == 2 && one.trigger == "SIGHUP")
+        #expect(one.stages["removed"] == ["outputs.old"] && one.stages["added"] == ["outputs.new"])
+        #expect(two.applied && two.generation == 3 && two.trigger == "http")
+        #expect(two.stages["kept"] == ["inputs.feed", "filters.pass", "outputs.new"])
+        #expect(try #require(hub.capture("old")).eventCount == 10)
+        #expect(router.observer.loadedConfig?.number == 3)
+    }
+}
