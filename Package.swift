@@ -82,7 +82,8 @@ let package = Package(
         .target(
             name: "RouterRuntime",
             dependencies: [
-                "RouterCore", "RouterConfig", "RouterGraph", "RouterSupport",
+                "RouterCore", "RouterConfig", "RouterGraph", "RouterSupport", "CRouterShims",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

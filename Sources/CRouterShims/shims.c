@@ -142,3 +142,36 @@ uint32_t routerd_crc32c(uint32_t crc, const void *bytes, size_t length) {
 #endif
     return ~routerd_crc32c_software(crc, bytes, length);
 }
+
+#include <sys/inotify.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+int routerd_watch_directory(const char *directory) {
+    int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd < 0) return -1;
+    if (inotify_add_watch(fd, directory, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int routerd_watch_wait(int fd, const char *file, int timeout_ms) {
+    struct pollfd waiting = {.fd = fd, .events = POLLIN};
+    int ready = poll(&waiting, 1, timeout_ms);
+    if (ready <= 0) return ready;
+    char buffer[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int matched = 0;
+    for (;;) {
+        ssize_t length = read(fd, buffer, sizeof buffer);
+        if (length <= 0) break;
+        for (char *cursor = buffer; cursor < buffer + length;) {
+            struct inotify_event *event = (struct inotify_event *)cursor;
+            if (event->len > 0 && strcmp(event->name, file) == 0) matched = 1;
+            cursor += sizeof(struct inotify_event) + event->len;
+        }
+    }
+    return matched;
+}

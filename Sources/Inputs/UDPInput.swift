@@ -17,7 +17,7 @@ import Synchronization
 /// SwiftNIO's datagram channel was measured first on this machine class (../shared/PERFORMANCE.md): it costs about
 /// 1.4 µs per datagram in pipeline overhead, more than validation and writing together, so the receive loop uses
 /// recvmmsg directly through a three-function C shim.
-public final class UDPInput: InputStage {
+public final class UDPInput: InputStage, Replacing {
     /// The `udp` declaration.
     public static let declaration = StageDeclaration(
         type: "udp",
@@ -115,12 +115,18 @@ public final class UDPInput: InputStage {
     private let oneWay: Bool
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// Whether the latest replacement built for this input took its sockets over.
+    private let socketsTaken = Atomic<Bool>(false)
+    /// Set when that replacement runs: stop without draining the shared sockets.
+    private let skipDrain = Atomic<Bool>(false)
     /// Wakes the kernel-drop reader when the receive loops are done.
     private let dropsWake = ConditionLock()
     private let dropsDone = Atomic<Bool>(false)
     private let batchWaitMicros: UInt32
     private let requestedReceiveBuffer: Int
     private let workerCount: Int
+    private let host: String
+    private let requestedPort: Int
     private let datagrams: Counter
     private let bytes: Counter
     private let truncated: Counter
@@ -128,7 +134,31 @@ public final class UDPInput: InputStage {
     private let receiveErrors: Counter
 
     /// Binds the sockets and logs `listening` with the bound address.
-    public init(context: StageContext) throws {
+    public convenience init(context: StageContext) throws {
+        try self.init(context: context, takingOver: nil)
+    }
+
+    /// The replacement of a running `udp` input whose options changed: when its address, port and workers are
+    /// the same, it takes over the running input's sockets (with the new buffer sizes applied to them), so that
+    /// nothing the kernel holds for the port is lost and no datagram finds the port closed; otherwise it binds
+    /// sockets of its own, before the running input closes its.
+    public convenience init(context: StageContext, replacing previous: UDPInput) throws {
+        let options = context.options
+        let same =
+            try options.value(UDPInput.address) == previous.host
+            && options.value(UDPInput.port) == previous.requestedPort
+            && options.value(UDPInput.workers) == previous.workerCount
+        try self.init(context: context, takingOver: same ? previous.sockets : nil)
+        previous.socketsTaken.store(same, ordering: .releasing)
+    }
+
+    /// The replacement reads the sockets now: stop at once rather than read them dry, which under a steady load
+    /// never ends (what is in them, the replacement reads). With sockets of its own, drain as usual.
+    public func replacementStarted() {
+        skipDrain.store(socketsTaken.load(ordering: .acquiring), ordering: .releasing)
+    }
+
+    private init(context: StageContext, takingOver existing: [UDPSocket]?) throws {
         let options = context.options
         let host = try options.value(UDPInput.address)
         let port = try options.value(UDPInput.port)
@@ -141,15 +171,24 @@ public final class UDPInput: InputStage {
         oneWay = try options.value(UDPInput.oneWay)
         logger = context.logger
         var sockets: [UDPSocket] = []
-        var boundPort = port
-        for _ in 0..<workers {
-            let socket = try UDPSocket(
-                host: host, port: boundPort, reusePort: workers > 1, receiveBufferBytes: receiveBuffer,
-                sendBufferBytes: sendBuffer, counters: context.counters, logger: context.logger)
-            boundPort = Int(socket.boundAddress.port)
-            sockets.append(socket)
+        if let existing {
+            for socket in existing {
+                socket.setBuffers(receiveBufferBytes: receiveBuffer, sendBufferBytes: sendBuffer)
+            }
+            sockets = existing
+        } else {
+            var boundPort = port
+            for _ in 0..<workers {
+                let socket = try UDPSocket(
+                    host: host, port: boundPort, reusePort: workers > 1, receiveBufferBytes: receiveBuffer,
+                    sendBufferBytes: sendBuffer, counters: context.counters, logger: context.logger)
+                boundPort = Int(socket.boundAddress.port)
+                sockets.append(socket)
+            }
         }
         self.sockets = sockets
+        self.host = host
+        requestedPort = port
         datagrams = context.counters.counter("datagrams")
         bytes = context.counters.counter("bytes")
         truncated = context.counters.counter("truncated")
@@ -261,6 +300,7 @@ public final class UDPInput: InputStage {
             if draining {
                 if received <= 0 { return }
             } else if stopping.load(ordering: .relaxed) {
+                if skipDrain.load(ordering: .acquiring) { return }
                 // Stop intake: what the kernel already holds is still read (without waiting) and emitted.
                 draining = true
             }

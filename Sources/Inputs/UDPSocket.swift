@@ -89,6 +89,12 @@ final class UDPSocket: ReplyChannel, @unchecked Sendable {
         return drops < 0 ? nil : Int(drops)
     }
 
+    /// Applies new buffer sizes to the bound socket (a reload that changed them, keeping the socket).
+    func setBuffers(receiveBufferBytes: Int, sendBufferBytes: Int) {
+        UDPSocket.setBuffer(descriptor, SO_SNDBUF, force: nil, bytes: sendBufferBytes)
+        UDPSocket.setBuffer(descriptor, SO_RCVBUF, force: routerd_so_rcvbufforce(), bytes: receiveBufferBytes)
+    }
+
     private static func setBuffer(_ descriptor: Int32, _ option: Int32, force: Int32?, bytes: Int) {
         var value = Int32(clamping: bytes)
         let size = socklen_t(MemoryLayout<Int32>.size)

@@ -74,7 +74,7 @@ public final class RotatingFileOutput: OutputStage, FileReopening {
     }
 
     deinit {
-        SharedFiles.release(file)
+        SharedFiles.release(file, stage: context.name, rotating: true)
     }
 
     /// The file writer, on the output's thread.
@@ -114,7 +114,7 @@ public final class FileOutput: OutputStage, FileReopening {
     }
 
     deinit {
-        SharedFiles.release(file)
+        SharedFiles.release(file, stage: context.name, rotating: false)
     }
 
     /// Each take written at once; keeps taking while writes fail.

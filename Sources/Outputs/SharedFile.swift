@@ -36,6 +36,8 @@ final class SharedFile: @unchecked Sendable {
     private var size = 0
     private(set) var rotation: RotationPolicy?
     private var users = 0
+    /// The stages that bring the rotation, by name, with how many instances of each (two during a replacement).
+    private var rotators: [String: Int] = [:]
     private(set) var rotations = 0
     /// Partial last lines found when the file was opened (a crash during a write), closed with a newline.
     private var tornLinesClosed = 0
@@ -239,21 +241,30 @@ final class SharedFile: @unchecked Sendable {
     fileprivate func retain(rotation newRotation: RotationPolicy?, by stage: String) throws {
         try lock.withLock { _ in
             if let newRotation {
-                if let rotation, rotation != newRotation {
+                // The replacement of a rotating_file (a reload that changed its max_size) brings its new rotation
+                // while the one it replaces drains: only another stage's rotation conflicts.
+                if let rotation, rotation != newRotation, rotators.keys.contains(where: { $0 != stage }) {
                     throw StageError(
                         "'\(path)' is also written by another rotating_file with max_size "
                             + "\(Units.formatSize(rotation.maxSize)) and max_archives \(rotation.maxArchives); "
                             + "outputs that share a path must rotate it the same way")
                 }
                 rotation = newRotation
+                rotators[stage, default: 0] += 1
             }
             users += 1
         }
     }
 
-    /// Drops one user; the last one closes the file. Returns true when the file was closed.
-    fileprivate func releaseUser() -> Bool {
+    /// Drops one user (`rotating`: one that brought a rotation); the last one closes the file. Returns true when
+    /// the file was closed.
+    fileprivate func releaseUser(stage: String, rotating: Bool) -> Bool {
         lock.withLock { _ in
+            if rotating {
+                rotators[stage, default: 1] -= 1
+                if rotators[stage] == 0 { rotators[stage] = nil }
+                if rotators.isEmpty { rotation = nil }
+            }
             users -= 1
             guard users == 0 else { return false }
             if descriptor >= 0 { close(descriptor) }
@@ -295,17 +306,17 @@ enum SharedFiles {
         do {
             try file.openNow()
         } catch {
-            release(file)
+            release(file, stage: stage, rotating: rotation != nil)
             throw error
         }
         return file
     }
 
     /// Drops one user of the file; the last one closes it.
-    static func release(_ file: SharedFile) {
+    static func release(_ file: SharedFile, stage: String, rotating: Bool) {
         let key = absolute(file.path)
         table.withLock { table in
-            if file.releaseUser() { table[key] = nil }
+            if file.releaseUser(stage: stage, rotating: rotating) { table[key] = nil }
         }
     }
 

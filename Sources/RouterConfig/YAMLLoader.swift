@@ -39,23 +39,36 @@ public enum YAMLLoader {
     /// A syntax error is reported alone (libyaml cannot continue after it). Otherwise all duplicate-key, alias,
     /// merge, tag and interpolation errors are thrown together, sorted by position. Diagnostics carry no config path.
     public static func parse(_ source: ConfigSource, environment: [String: String]) throws(ConfigErrors) -> ConfigNode {
+        let parsed = parseCollecting(source, environment: environment)
+        guard let root = parsed.root, parsed.diagnostics.isEmpty else {
+            throw ConfigErrors(parsed.diagnostics)
+        }
+        return root
+    }
+
+    /// Parses one YAML document and returns the tree together with every problem found, so that a caller can go on
+    /// checking the tree and report all mistakes of a file in one run.
+    ///
+    /// `root` is nil only after a syntax error (libyaml cannot continue, so there is no tree). After any other
+    /// problem the tree is still usable: of a duplicate key the first definition is kept, an undefined alias or a
+    /// bad merge value is left out, and a scalar whose `${VAR}` failed keeps its text as written (a checker should
+    /// not report that node again: its diagnostic has the node's location).
+    public static func parseCollecting(
+        _ source: ConfigSource, environment: [String: String]
+    ) -> (root: ConfigNode?, diagnostics: [Diagnostic]) {
         let stream: EventStream
         switch readEvents(source) {
         case .success(let events):
             stream = events
         case .failure(let diagnostic):
-            throw ConfigErrors([diagnostic])
+            return (nil, [diagnostic])
         }
         var builder = TreeBuilder(source: source, environment: environment, events: stream.events)
         let root = builder.buildDocument()
         if let secondDocument = stream.secondDocument {
             builder.report("only one YAML document is allowed", at: secondDocument)
         }
-        let diagnostics = builder.sortedDiagnostics()
-        guard diagnostics.isEmpty else {
-            throw ConfigErrors(diagnostics)
-        }
-        return root
+        return (root, builder.sortedDiagnostics())
     }
 
     /// Reads the file and parses it. A file that cannot be read is one diagnostic
@@ -67,6 +80,13 @@ public enum YAMLLoader {
     public static func load(
         path: String, environment: [String: String]
     ) throws(ConfigErrors) -> (ConfigSource, ConfigNode) {
+        let source = try readSource(path: path)
+        return (source, try parse(source, environment: environment))
+    }
+
+    /// Reads a config file as ``load(path:environment:)`` does, without parsing it: a file that cannot be read, is
+    /// over 64 MiB or is not UTF-8 is one diagnostic.
+    public static func readSource(path: String) throws(ConfigErrors) -> ConfigSource {
         let wholeFile = SourceLocation(file: path, line: 0, column: 0)
         let bytes: [UInt8]
         switch readFile(path) {
@@ -86,8 +106,7 @@ public enum YAMLLoader {
                     message: "config file is not valid UTF-8 text", sourceLine: nil)
             ])
         }
-        let source = ConfigSource(path: path, text: text)
-        return (source, try parse(source, environment: environment))
+        return ConfigSource(path: path, text: text)
     }
 }
 

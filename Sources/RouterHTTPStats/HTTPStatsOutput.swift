@@ -20,7 +20,7 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
         summary: "Live dashboard (/), /stats JSON, /health and /metrics (Prometheus), with a per-sender loss ledger.",
         options: [
             address, port, recentErrors, errorLevels, ledgerMaxSenders, authToken, authUser, authPassword,
-            publicHealth, tlsCertificate, tlsKey, maxHeadBytes, headerTimeout, maxConnections,
+            publicHealth, tlsCertificate, tlsKey, maxHeadBytes, headerTimeout, maxConnections, reloadAPI,
         ],
         counters: [
             CounterDeclaration(
@@ -92,6 +92,10 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
         "max_connections", 1...100_000, default: 256,
         "Most connections open at once; past it new ones wait in the kernel's listen queue (256) until one "
             + "closes, and past that are refused. Each open connection holds up to `max_head_bytes` and a few KiB.")
+    static let reloadAPI = StageOption<Bool>.bool(
+        "reload_api", default: false,
+        "Serve `POST /reload`, which reloads the config as SIGHUP does and answers with the outcome (200 applied, 422 "
+            + "refused, with every error). Anyone who reaches the port can then reload: keep the address private.")
 
     private let context: StageContext
     private let store: StatsStore
@@ -120,7 +124,8 @@ public final class HTTPStatsOutput: OutputStage, ServiceProviding {
             certificate: try options.value(Self.tlsCertificate), key: try options.value(Self.tlsKey))
         server = HTTPStatsServer(
             host: address, port: port, store: store, stageName: context.name, counters: context.counters,
-            logger: context.logger, health: context.health, access: access, limits: limits, tls: tls)
+            logger: context.logger, health: context.health, access: access, limits: limits, tls: tls,
+            reloadAPI: try options.value(Self.reloadAPI))
     }
 
     /// Wakes for a few thousand entries or every 100 ms, not for every batch: the page refreshes every 2 s, and a

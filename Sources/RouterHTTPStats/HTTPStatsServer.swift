@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// configured credentials, and ``HTTPLimits`` bounds what one client can hold.
 final class HTTPStatsServer: Service {
     /// The endpoints, as the `http_requests{endpoint}` counter names them.
-    static let endpoints = ["dashboard", "stats", "health", "metrics"]
+    static let endpoints = ["dashboard", "stats", "health", "metrics", "reload"]
 
     private let host: String
     private let port: Int
@@ -29,14 +29,16 @@ final class HTTPStatsServer: Service {
     private let access: HTTPAccess
     private let limits: HTTPLimits
     private let tls: TLSConfiguration?
+    private let reloadAPI: Bool
 
     init(
         host: String, port: Int, store: StatsStore, stageName: String, counters: StageCounters, logger: Logger,
-        health: StageHealth, access: HTTPAccess, limits: HTTPLimits, tls: TLSConfiguration?
+        health: StageHealth, access: HTTPAccess, limits: HTTPLimits, tls: TLSConfiguration?, reloadAPI: Bool = false
     ) {
         self.access = access
         self.limits = limits
         self.tls = tls
+        self.reloadAPI = reloadAPI
         unauthorized = counters.counter("http_unauthorized")
         self.host = host
         self.port = port
@@ -131,6 +133,21 @@ final class HTTPStatsServer: Service {
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        if reloadAPI {
+            // `reload_api: true`: the same reload as SIGHUP; answered when it is done (after one already running).
+            routes.post("/reload") { _, _ -> Response in
+                requests["reload"]?.add()
+                guard let attempt = await store.router.requestReload() else {
+                    return Response(
+                        status: .serviceUnavailable, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\"this router cannot reload\"}")))
+                }
+                return Response(
+                    status: attempt.applied ? .ok : .unprocessableContent,
+                    headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(string: StatsJSON.reloadBody(attempt))))
+            }
         }
         // Hummingbird's own lines (one per request at debug, its start line at info) are not routerd's log.
         var quiet = logger

@@ -59,10 +59,44 @@ enum StatsJSON {
             if index > 0 { out += "," }
             appendStage(stage, to: &out)
         }
-        out += "],\"ledger\":"
+        out += "],\"config\":"
+        out += configBody(router)
+        out += ",\"ledger\":"
         appendLedger(view.ledger, to: &out)
         out += "}"
         return out
+    }
+
+    /// The config that runs (`generation`, `loaded_at`, `path`, `sha256`; null fields when the router was not built
+    /// from a file) and the latest reload attempt (`last_reload`, null before the first).
+    static func configBody(_ router: RouterObserver) -> String {
+        var out = "{"
+        let loaded = router.loadedConfig
+        field(&out, "generation", loaded.map { String($0.number) } ?? "null", first: true)
+        field(
+            &out, "loaded_at",
+            loaded.map { JSONText.quoted(Timestamp.iso8601(nanos: $0.loadedAtNanos, digits: 3)) } ?? "null")
+        field(&out, "path", loaded.map { JSONText.quoted($0.path) } ?? "null")
+        field(&out, "sha256", loaded.map { JSONText.quoted($0.sha256) } ?? "null")
+        field(&out, "last_reload", router.lastReload.map(reloadBody) ?? "null")
+        return out + "}"
+    }
+
+    /// One reload attempt: `at`, `trigger`, `applied`, `generation`, `errors` (rendered with `file:line:column`) and
+    /// the stage paths by `added`, `removed`, `changed`, `kept`.
+    static func reloadBody(_ attempt: ReloadAttempt) -> String {
+        var out = "{"
+        field(&out, "at", JSONText.quoted(Timestamp.iso8601(nanos: attempt.atNanos, digits: 3)), first: true)
+        field(&out, "trigger", JSONText.quoted(attempt.trigger))
+        field(&out, "applied", attempt.applied ? "true" : "false")
+        field(&out, "generation", String(attempt.generation))
+        field(&out, "errors", "[" + attempt.errors.map { JSONText.quoted($0) }.joined(separator: ",") + "]")
+        out += ",\"stages\":{"
+        for (index, key) in ["added", "removed", "changed", "kept"].enumerated() {
+            let names = attempt.stages[key] ?? []
+            field(&out, key, "[" + names.map { JSONText.quoted($0) }.joined(separator: ",") + "]", first: index == 0)
+        }
+        return out + "}}"
     }
 
     /// `{"status":"ok"}`, `{"status":"draining"}`, or `{"status":"degraded","reasons":[...]}`.

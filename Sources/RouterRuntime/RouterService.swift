@@ -24,18 +24,39 @@ public import UnixSignals
 public struct RouterService: Service {
     private let router: Router
     private let logger: Logger
+    private let notifier: SystemdNotifier
+    private let stageServices: StageServiceRunner?
 
-    /// Wraps a built router.
-    public init(router: Router, logger: Logger) {
+    /// Wraps a built router. With `runsStageServices`, the service runs the stages' services itself (each stage's
+    /// in a group of its own, stopped after the router drained), and starts and stops them as `reloader`'s reloads
+    /// add and remove stages; then do not also put ``Router/services`` in the group. `notifier` tells systemd when
+    /// the router is ready and when it stops.
+    public init(
+        router: Router, logger: Logger, reloader: ConfigReloader? = nil, runsStageServices: Bool = false,
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:])
+    ) {
         self.router = router
         self.logger = logger
+        self.notifier = notifier
+        if runsStageServices {
+            let runner = StageServiceRunner(logger: logger)
+            reloader?.attach(runner)
+            stageServices = runner
+        } else {
+            stageServices = nil
+        }
     }
 
     /// Starts the router and runs until graceful shutdown; then drains.
     public func run() async throws {
+        if let stageServices {
+            for stage in router.servicesByStage { stageServices.start(id: stage.id, services: stage.services) }
+        }
         try router.start()
         logger.info("started", metadata: ["stages": "\(router.observer.stages.count)"])
+        notifier.ready(status: "running generation \(router.observer.loadedConfig?.number ?? 1)")
         try? await gracefulShutdown()
+        notifier.stopping()
         let started = monotonicNanos()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -58,6 +79,8 @@ public struct RouterService: Service {
                 metadata: ["events_not_written": "\(router.unwrittenEvents)"])
             _exit(1)
         }
+        // The dashboards answered through the drain; now they stop.
+        await stageServices?.stopAll()
         let drainMillis = (monotonicNanos() - started) / 1_000_000
         let drops = router.droppedAtShutdown
         guard !drops.isEmpty else {
@@ -90,26 +113,35 @@ public struct ShutdownLoss: Error, CustomStringConvertible {
 }
 
 /// Turns the first SIGTERM or SIGINT into the group's graceful shutdown and exits at once on the second, saying
-/// how many events were not written; SIGUSR1 reopens every file the outputs write (after logrotate moved them).
-/// The one signal trap of a running router: the ``ServiceGroup`` itself is made without signals and owns the
-/// shutdown that follows.
+/// how many events were not written; SIGUSR1 reopens every file the outputs write (after logrotate moved them);
+/// SIGHUP reopens them too and reloads the config (with a ``ConfigReloader``). The one signal trap of a running
+/// router: the ``ServiceGroup`` itself is made without signals and owns the shutdown that follows.
 public struct ShutdownSignals: Sendable {
     private let signals: UnixSignalsSequence
 
     /// Traps the signals now, before anything starts, so that a signal that comes at once is not lost.
-    public init(_ trapped: [UnixSignal] = [.sigterm, .sigint, .sigusr1]) async {
+    public init(_ trapped: [UnixSignal] = [.sigterm, .sigint, .sigusr1, .sighup]) async {
         signals = await UnixSignalsSequence(trapping: trapped)
     }
 
-    /// Watches until the process ends: the first signal triggers `group`'s graceful shutdown, a second exits with
-    /// status 1.
-    public func watch(_ group: ServiceGroup, router: Router, logger: Logger) -> Task<Void, Never> {
+    /// Watches until the process ends: the first SIGTERM or SIGINT triggers `group`'s graceful shutdown, a second
+    /// exits with status 1; SIGHUP asks `reloader` for a reload (queued behind one that runs).
+    public func watch(
+        _ group: ServiceGroup, router: Router, logger: Logger, reloader: ConfigReloader? = nil
+    ) -> Task<Void, Never> {
         Task { [signals] in
             var seen = 0
             for await signal in signals {
-                if signal == .sigusr1 {
+                if signal == .sigusr1 || signal == .sighup {
                     let stages = router.reopenFiles()
                     logger.info("reopening files", metadata: ["signal": "\(signal)", "stages": "\(stages)"])
+                    if signal == .sighup {
+                        if let reloader {
+                            reloader.reloadInBackground(trigger: "SIGHUP")
+                        } else {
+                            logger.warning("SIGHUP: this router has no config file to reload")
+                        }
+                    }
                     continue
                 }
                 seen += 1

@@ -14,8 +14,8 @@ struct Routerd: AsyncParsableCommand {
         abstract: "A YAML-configured log router: JSON entries over UDP, through filters, to outputs.",
         version: version,
         subcommands: [
-            RunCommand.self, ValidateCommand.self, StagesCommand.self, GraphCommand.self, SendCommand.self,
-            LoadtestCommand.self, BufferCommand.self,
+            RunCommand.self, ValidateCommand.self, ReloadCommand.self, StagesCommand.self, GraphCommand.self,
+            SendCommand.self, LoadtestCommand.self, BufferCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )
@@ -54,6 +54,12 @@ struct RunCommand: AsyncParsableCommand {
                 + "removed at exit.", valueName: "path"))
     var pidFile: String?
 
+    @Flag(
+        name: .customLong("watch-config"),
+        help:
+            "Reload when the config file changes (an editor's save or an atomic rename), 300 ms after the last change.")
+    var watchConfig = false
+
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let registry = try BuiltinStages.registry()
@@ -81,21 +87,39 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         defer { if let pidFile { PIDFile.remove(pidFile) } }
+        let environment = ProcessInfo.processInfo.environment
+        let notifier = SystemdNotifier(environment: environment)
+        let reloader = ConfigReloader(
+            router: router, plan: plan, path: options.config, registry: registry, logger: logger, notifier: notifier
+        ) { ProcessInfo.processInfo.environment }
         var configuration = ServiceGroupConfiguration(
-            services: router.services.map {
-                // A stage's service that ends (a server that cannot serve says so itself) leaves the rest running.
-                .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)
-            } + [
+            services: [
+                // The router's service runs the stages' services (the dashboards) itself: a reload starts and stops
+                // them with their stages, and they stop after the router drained.
                 .init(
-                    service: RouterService(router: router, logger: logger),
+                    service: RouterService(
+                        router: router, logger: logger, reloader: reloader, runsStageServices: true,
+                        notifier: notifier),
                     successTerminationBehavior: .gracefullyShutdownGroup)
             ],
             logger: logger)
         // Past shutdown_timeout the group cancels the router's service, which says what was not written and exits 1.
         configuration.maximumGracefulShutdownDuration = try plan.globals.value(RouterGlobals.shutdownTimeout)
         let group = ServiceGroup(configuration: configuration)
-        let watcher = signals.watch(group, router: router, logger: logger)
+        let watcher = signals.watch(group, router: router, logger: logger, reloader: reloader)
         defer { watcher.cancel() }
+        var configWatch: ConfigWatcher?
+        if watchConfig {
+            do {
+                configWatch = try ConfigWatcher(path: options.config, logger: logger) {
+                    reloader.reloadInBackground(trigger: "watch")
+                }
+            } catch {
+                printError("routerd: cannot watch the config file: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        defer { configWatch?.stop() }
         do {
             try await group.run()
         } catch let loss as ShutdownLoss {
@@ -103,6 +127,32 @@ struct RunCommand: AsyncParsableCommand {
             printError("routerd: \(loss)")
             throw ExitCode(3)
         }
+    }
+}
+
+/// `routerd reload --pid-file FILE`: sends SIGHUP to the routerd whose pid the file holds.
+struct ReloadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Ask a running routerd to reload its config (sends SIGHUP to the pid in --pid-file).",
+        discussion: "The outcome is in the running routerd's log and in /stats (config.last_reload).")
+
+    @Option(
+        name: .customLong("pid-file"), help: ArgumentHelp("The running routerd's --pid-file.", valueName: "path"))
+    var pidFile: String
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+        else {
+            printError("routerd: '\(pidFile)' does not hold a process id")
+            throw ExitCode(1)
+        }
+        guard kill(pid, SIGHUP) == 0 else {
+            printError("routerd: cannot signal process \(pid): \(FileDescriptorWriter.describe(errno))")
+            throw ExitCode(1)
+        }
+        print("sent SIGHUP to routerd (pid \(pid))")
     }
 }
 

@@ -325,9 +325,9 @@ struct DiskBufferEndToEndTests {
             }
         }
         let earlyEvents = try send(1...50_000)
-        let early = try residentBytes(routerd.process.processIdentifier)
+        let early = try residentBytes(pid: routerd.process.processIdentifier)
         let lateEvents = try send(50_001...400_000)
-        let late = try residentBytes(routerd.process.processIdentifier)
+        let late = try residentBytes(pid: routerd.process.processIdentifier)
         #expect(lateEvents > 3 * earlyEvents, "held \(earlyEvents), then \(lateEvents)")
         let held = try #require(try Self.buffer(routerd)["bytes"] as? Int)
         #expect(held > 40 << 20, "the buffer holds \(held >> 20) MiB on disk")
@@ -335,15 +335,6 @@ struct DiskBufferEndToEndTests {
         #expect(late - early < held / 5, "RSS went from \(early >> 20) to \(late >> 20) MiB")
         #expect(late < 100 << 20)
         #expect(try routerd.terminate() == 0)
-    }
-
-    /// A process's resident set size, from /proc.
-    func residentBytes(_ pid: Int32) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        else { throw TestFailure("no VmRSS in /proc/\(pid)/status") }
-        return kib * 1024
     }
 
     @Test func fullAndBlockingAtShutdown_waitsDrainTimeoutOnceThenCountsWhatItDrops() throws {

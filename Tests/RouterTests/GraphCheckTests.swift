@@ -194,6 +194,58 @@ struct GraphCheckErrorTests {
                 """)
     }
 
+    @Test func graph_whenFileHasDuplicateKey_reportsEveryOtherErrorToo() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+                port: 5514
+                port: 5515
+            outputs:
+              sink:
+                type: test_sink
+                inputs: [source, nowhere]
+                path: /var/log/x.log
+                max_sise: 1MiB
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:5:5: error: duplicate key 'port' (first defined at line 4)
+                    port: 5515
+                    ^
+                router.yaml:9:22: error: outputs.sink: unknown upstream 'nowhere'; stages that can feed it: source
+                    inputs: [source, nowhere]
+                                     ^
+                router.yaml:11:5: error: outputs.sink: unknown option 'max_sise' (did you mean 'max_size'?)
+                    max_sise: 1MiB
+                    ^
+                """)
+    }
+
+    @Test func graph_whenInterpolationFails_reportsItOnceAndTheOtherErrors() {
+        let yaml = """
+            inputs:
+              source:
+                type: test_source
+                port: "${PORT:?set PORT}"
+            outputs:
+              sink:
+                type: tset_sink
+                inputs: [source]
+
+            """
+        #expect(
+            renderedErrors(yaml) == """
+                router.yaml:4:11: error: PORT: set PORT
+                    port: "${PORT:?set PORT}"
+                          ^
+                router.yaml:7:11: error: outputs.sink: unknown output type 'tset_sink' (did you mean 'test_sink'?)
+                    type: tset_sink
+                          ^
+                """)
+    }
+
     @Test func graph_whenSectionIsUnknown_listsTheSections() {
         let yaml = """
             inputs:

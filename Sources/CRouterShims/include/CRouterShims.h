@@ -52,4 +52,13 @@ void routerd_set_thread_name(const char *name);
 /// CPU has it, a table otherwise. Disk-buffer records carry it.
 uint32_t routerd_crc32c(uint32_t crc, const void *bytes, size_t length);
 
+
+/// inotify on a directory for a config file's changes: an fd that reports files closed after writing, moved
+/// in, created or deleted there; -1 with errno set.
+int routerd_watch_directory(const char *directory);
+
+/// Waits up to `timeout_ms` for events on a routerd_watch_directory fd. Returns 1 when one of them names `file`,
+/// 0 when none did (or none came), -1 with errno set.
+int routerd_watch_wait(int fd, const char *file, int timeout_ms);
+
 #endif

@@ -13,6 +13,8 @@ public final class RouterObserver: Sendable {
     private let registered = Mutex<[StageStatus]>([])
     private let draining = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
+    private let configuration = Mutex<(loaded: ConfigGeneration?, lastReload: ReloadAttempt?)>((nil, nil))
+    private let reloader = Mutex<(@Sendable () async -> ReloadAttempt)?>(nil)
 
     /// Makes an observer with no stages yet.
     public init() {
@@ -40,6 +42,40 @@ public final class RouterObserver: Sendable {
     /// Adds a stage (the runtime does this while building).
     public func register(_ status: StageStatus) {
         registered.withLock { $0.append(status) }
+    }
+
+    /// Replaces every stage at once (the runtime does this when a reload applied a new config).
+    public func replaceStages(_ statuses: [StageStatus]) {
+        registered.withLock { $0 = statuses }
+    }
+
+    /// The config the router runs now: its generation (1 at start, one more for each reload that applied), when
+    /// it was loaded and the file's SHA-256; nil when the router was not built from a file.
+    public var loadedConfig: ConfigGeneration? { configuration.withLock { $0.loaded } }
+
+    /// The latest reload attempt, whether it applied or was refused; nil before the first.
+    public var lastReload: ReloadAttempt? { configuration.withLock { $0.lastReload } }
+
+    /// Records the config that now runs (the runtime does this at start and after each applied reload).
+    public func recordLoaded(_ generation: ConfigGeneration) {
+        configuration.withLock { $0.loaded = generation }
+    }
+
+    /// Records a reload attempt.
+    public func recordReload(_ attempt: ReloadAttempt) {
+        configuration.withLock { $0.lastReload = attempt }
+    }
+
+    /// Sets what ``requestReload()`` runs (the process's reloader); nil: reloads are not available.
+    public func setReloadHandler(_ handler: (@Sendable () async -> ReloadAttempt)?) {
+        reloader.withLock { $0 = handler }
+    }
+
+    /// Reloads the config as `SIGHUP` does and returns the attempt once it is done (queued behind a reload that
+    /// is running); nil when the process has no reloader (a router embedded without one).
+    public func requestReload() async -> ReloadAttempt? {
+        guard let handler = reloader.withLock({ $0 }) else { return nil }
+        return await handler()
     }
 
     /// Marks the start of a graceful shutdown.
@@ -169,4 +205,53 @@ public struct DiskBufferReport: Sendable, Equatable {
 public protocol DiskBufferReporting: AnyObject, Sendable {
     /// What it holds now (a short lock).
     var report: DiskBufferReport { get }
+}
+
+/// One generation of the config a router runs.
+public struct ConfigGeneration: Sendable, Equatable {
+    /// 1 for the config routerd started with, one more for each reload that applied.
+    public var number: Int
+    /// When it was loaded, in nanoseconds since the Unix epoch.
+    public var loadedAtNanos: Int64
+    /// The config file's path.
+    public var path: String
+    /// The SHA-256 of the file's bytes, in lowercase hex (what `sha256sum` prints).
+    public var sha256: String
+
+    /// Makes a generation record.
+    public init(number: Int, loadedAtNanos: Int64, path: String, sha256: String) {
+        self.number = number
+        self.loadedAtNanos = loadedAtNanos
+        self.path = path
+        self.sha256 = sha256
+    }
+}
+
+/// One reload attempt: when, what triggered it, and either what it changed or why it was refused.
+public struct ReloadAttempt: Sendable, Equatable {
+    /// When it ended, in nanoseconds since the Unix epoch.
+    public var atNanos: Int64
+    /// `SIGHUP`, `http`, `watch`.
+    public var trigger: String
+    /// Whether the new config runs now.
+    public var applied: Bool
+    /// The generation running after the attempt.
+    public var generation: Int
+    /// Every error, rendered `file:line:column: error: ...` with the source line, when it was refused.
+    public var errors: [String]
+    /// Stage paths (`outputs.archive`) by what happened to them: `added`, `removed`, `changed`, `kept`.
+    public var stages: [String: [String]]
+
+    /// Makes a record.
+    public init(
+        atNanos: Int64, trigger: String, applied: Bool, generation: Int, errors: [String] = [],
+        stages: [String: [String]] = [:]
+    ) {
+        self.atNanos = atNanos
+        self.trigger = trigger
+        self.applied = applied
+        self.generation = generation
+        self.errors = errors
+        self.stages = stages
+    }
 }

@@ -180,3 +180,35 @@ public protocol ServiceProviding {
     /// The stage's services; the runtime collects them in ``Router/services``.
     var services: [any Service] { get }
 }
+
+/// A stage that, when a reload changes its options, builds its replacement from the instance it replaces, so that
+/// what that instance holds and the new options keep (the `udp` input's sockets, when the address, port and workers
+/// stay) passes to the replacement instead of being closed and opened again.
+///
+/// The runtime builds the replacement while the previous instance still runs, starts it, and only then stops the
+/// previous one; the two may run at the same time for a moment (two `udp` inputs reading one socket), so what is
+/// taken over must be safe to share. A stage that does not conform is replaced by a new instance built from its
+/// options alone.
+public protocol Replacing: Stage {
+    /// Builds the stage from `context` (the new options), taking over what it can from `previous`, which is still
+    /// running. Throwing fails the whole reload: `previous` keeps running as it was.
+    init(context: StageContext, replacing previous: Self) throws
+
+    /// Called on the previous instance once its replacement runs, just before the previous one is asked to stop:
+    /// what the replacement took over it need not drain (a `udp` input stops at once instead of reading its
+    /// sockets dry, which under load would last as long as the load: the replacement reads them now). Not called
+    /// when the reload fails; then the previous instance runs on and drains as usual when it is stopped.
+    func replacementStarted()
+}
+
+extension Replacing {
+    /// Nothing to hand over by default.
+    public func replacementStarted() {}
+
+    /// ``init(context:replacing:)`` when `previous` is of this type, nil otherwise (for the runtime, which holds
+    /// stages as `any Stage`).
+    public static func replacement(context: StageContext, previous: any Stage) throws -> (any Stage)? {
+        guard let previous = previous as? Self else { return nil }
+        return try Self(context: context, replacing: previous)
+    }
+}

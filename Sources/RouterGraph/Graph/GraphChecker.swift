@@ -7,34 +7,45 @@ public enum RouterConfig {
     public static let sections = ["inputs", "filters", "outputs", "router"]
 
     /// Reads, parses and checks a config file.
+    ///
+    /// Every mistake is reported in one run: problems the YAML loader finds that still leave a tree (a duplicate key,
+    /// an undefined alias, a `${VAR:?message}` that fails) are reported together with every problem the graph check
+    /// finds in that tree. Only a YAML syntax error, after which there is no tree, is reported alone.
     public static func load(
         path: String, environment: [String: String], registry: StageRegistry
     ) throws(ConfigErrors) -> RouterPlan {
-        let (source, root) = try YAMLLoader.load(path: path, environment: environment)
-        return try plan(source: source, root: root, registry: registry)
+        let source = try YAMLLoader.readSource(path: path)
+        return try parse(source, environment: environment, registry: registry)
     }
 
-    /// Parses and checks config text (tests, and library users who build configs in code).
+    /// Parses and checks config text (tests, and library users who build configs in code), reporting every
+    /// mistake as ``load(path:environment:registry:)`` does.
     public static func parse(
         _ source: ConfigSource, environment: [String: String], registry: StageRegistry
     ) throws(ConfigErrors) -> RouterPlan {
-        let root = try YAMLLoader.parse(source, environment: environment)
-        return try plan(source: source, root: root, registry: registry)
+        let parsed = YAMLLoader.parseCollecting(source, environment: environment)
+        guard let root = parsed.root else { throw ConfigErrors(parsed.diagnostics) }
+        return try plan(source: source, root: root, registry: registry, loaderDiagnostics: parsed.diagnostics)
     }
 
-    /// Checks a parsed config against the registry.
+    /// Checks a parsed config against the registry. `loaderDiagnostics` are the YAML loader's problems with this
+    /// tree (``YAMLLoader/parseCollecting(_:environment:)``): they are reported with the check's, and the check
+    /// says nothing more about a node the loader already reported (a failed `${VAR}` is not also "not an integer").
     public static func plan(
-        source: ConfigSource, root: ConfigNode, registry: StageRegistry
+        source: ConfigSource, root: ConfigNode, registry: StageRegistry, loaderDiagnostics: [Diagnostic] = []
     ) throws(ConfigErrors) -> RouterPlan {
         var checker = GraphChecker(source: source, registry: registry)
         let plan = checker.check(root)
-        if !checker.diagnostics.isEmpty {
+        let reported = Set(loaderDiagnostics.compactMap(\.location))
+        let diagnostics =
+            loaderDiagnostics + checker.diagnostics.filter { $0.location.map { !reported.contains($0) } ?? true }
+        if !diagnostics.isEmpty {
             throw ConfigErrors(
-                checker.diagnostics.sorted {
-                    ($0.location?.line ?? 0, $0.location?.column ?? 0) < (
-                        $1.location?.line ?? 0, $1.location?.column ?? 0
+                diagnostics.enumerated().sorted {
+                    ($0.element.location?.line ?? 0, $0.element.location?.column ?? 0, $0.offset) < (
+                        $1.element.location?.line ?? 0, $1.element.location?.column ?? 0, $1.offset
                     )
-                })
+                }.map(\.element))
         }
         return plan
     }

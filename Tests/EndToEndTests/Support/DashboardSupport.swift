@@ -82,7 +82,8 @@ func httpRequest(
     let descriptor = try connectLoopback(port: port, timeout: timeout)
     defer { close(descriptor) }
     let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
-    let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(extra)\r\n"
+    let length = method == "GET" || method == "HEAD" ? "" : "Content-Length: 0\r\n"
+    let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\(length)\(extra)\r\n"
     sendAll(descriptor, Array(request.utf8))
     var data: [UInt8] = []
     data = receiveAll(descriptor)
