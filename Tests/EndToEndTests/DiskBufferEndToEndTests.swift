@@ -372,6 +372,36 @@ struct DiskBufferEndToEndTests {
         #expect(report["events"] as? Int == held)
     }
 
+    @Test func reload_keepsABufferedOutputThatDidNotChange_andRefusesToChangeOneInPlace() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logPath = directory.appendingPathComponent("out.log")
+        let bufferPath = directory.appendingPathComponent("buffer").path
+        let config = Self.config(output: "type: file\npath: \"\(logPath.path)\"", bufferPath: bufferPath)
+        let routerd = try RouterdProcess(config: config, directory: directory)
+        let port = try routerd.listeningPort(stage: "udp_in")
+        let client = try UDPClient()
+        client.send((1...500).map { seedEntry(sequence: $0, level: "INFO") }, port: port, burst: 100)
+        let configURL = directory.appendingPathComponent("router.yaml")
+        // Another output added: the buffered one is kept, with its buffer open.
+        try (config + "\n  more: { type: file, inputs: [valid], path: \"\(directory.path)/more.log\" }\n").write(
+            to: configURL, atomically: true, encoding: .utf8)
+        try ReloadTests.reload(routerd)
+        let applied = try #require(routerd.logs("config reloaded").first)
+        #expect((applied["kept"] as? String)?.contains("outputs.out") == true, "\(applied)")
+        // The buffered output itself changed: refused, with the reason, and the running graph unchanged.
+        try config.replacingOccurrences(of: "sync: 50ms", with: "sync: 200ms").write(
+            to: configURL, atomically: true, encoding: .utf8)
+        try ReloadTests.reload(routerd)
+        let errors = routerd.logs("config error").compactMap { $0["error"] as? String }
+        #expect(errors.contains { $0.contains("a reload cannot change a disk-buffered output in place") }, "\(errors)")
+        client.send((501...1_000).map { seedEntry(sequence: $0, level: "INFO") }, port: port, burst: 100)
+        try waitUntil("every entry written", timeout: 30) { () -> Bool? in
+            Set(fileLines(logPath).compactMap(sequenceOf)) == Set(1...1_000) ? true : nil
+        }
+        #expect(try routerd.terminate() == 0)
+    }
+
     /// Every message in `queue`, taken with the seed's own client library (pika), as sequence numbers.
     static func drainQueue(_ url: String, _ queue: String) throws -> [Int] {
         let script = """
