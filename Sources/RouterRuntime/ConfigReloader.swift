@@ -27,7 +27,7 @@ public final class ConfigReloader: Sendable {
     private let globals: Mutex<StageOptions>
     private let services = Mutex<StageServiceRunner?>(nil)
 
-    private typealias Request = (trigger: String, reply: CheckedContinuation<ReloadAttempt, Never>)
+    private typealias Request = (trigger: String, reply: @Sendable (ReloadAttempt) -> Void)
 
     private struct Queue {
         var running = false
@@ -64,25 +64,39 @@ public final class ConfigReloader: Sendable {
     /// Reloads and returns the attempt, after the reload that runs now (if any) and one more.
     public func reload(trigger: String) async -> ReloadAttempt {
         await withCheckedContinuation { (reply: CheckedContinuation<ReloadAttempt, Never>) in
-            let startWorker = queue.withLock { queue -> Bool in
-                queue.waiting.append((trigger, reply))
-                guard !queue.running else { return false }
-                queue.running = true
-                return true
-            }
-            guard startWorker else { return }
-            let worker = WorkerThread(name: "reload") { [self] in self.drain() }
-            do {
-                try worker.start()
-            } catch {
-                drain()
-            }
+            enqueue(trigger) { reply.resume(returning: $0) }
         }
+    }
+
+    /// ``reload(trigger:)`` for a thread outside Swift concurrency: blocks the calling thread until the attempt is
+    /// answered, and needs no thread of the concurrency pool.
+    public func reloadAndWait(trigger: String) -> ReloadAttempt {
+        let answer = AttemptBox()
+        enqueue(trigger) { answer.set($0) }
+        return answer.wait()
     }
 
     /// Starts a reload and returns at once (for signals and file watches); the outcome is logged.
     public func reloadInBackground(trigger: String) {
-        Task { [self] in _ = await self.reload(trigger: trigger) }
+        enqueue(trigger) { _ in }
+    }
+
+    /// Queues a request; the reload thread starts when none runs, and answers every request waiting when a reload
+    /// begins with that reload.
+    private func enqueue(_ trigger: String, _ reply: @escaping @Sendable (ReloadAttempt) -> Void) {
+        let startWorker = queue.withLock { queue -> Bool in
+            queue.waiting.append((trigger, reply))
+            guard !queue.running else { return false }
+            queue.running = true
+            return true
+        }
+        guard startWorker else { return }
+        let worker = WorkerThread(name: "reload") { [self] in self.drain() }
+        do {
+            try worker.start()
+        } catch {
+            drain()
+        }
     }
 
     /// Lets the router's service start and stop the services of stages a reload adds or removes.
@@ -102,7 +116,7 @@ public final class ConfigReloader: Sendable {
             guard !batch.isEmpty else { return }
             let triggers = Array(Set(batch.map(\.trigger))).sorted().joined(separator: ",")
             let attempt = reloadNow(trigger: triggers)
-            for request in batch { request.reply.resume(returning: attempt) }
+            for request in batch { request.reply(attempt) }
         }
     }
 
@@ -221,5 +235,28 @@ final class StageServiceRunner: Sendable {
         let retired = changes.retiredServices
         guard !retired.isEmpty else { return }
         Task { for id in retired { await self.stop(id: id) } }
+    }
+}
+
+/// One reload's answer, waited for by a thread.
+private final class AttemptBox: @unchecked Sendable {
+    // Safe to share: `attempt` is only touched with `lock` held.
+    private let lock = ConditionLock()
+    private var attempt: ReloadAttempt?
+
+    func set(_ value: ReloadAttempt) {
+        lock.withLock {
+            attempt = value
+            lock.broadcast()
+        }
+    }
+
+    func wait() -> ReloadAttempt {
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            if let attempt { return attempt }
+            lock.wait()
+        }
     }
 }

@@ -223,7 +223,7 @@ struct ReloadTests {
 
 @Suite("config reloader")
 struct ConfigReloaderTests {
-    @Test func reloader_aRequestDuringAReload_waitsForItAndRunsAfterIt_neverAlongside() async throws {
+    @Test func reloader_aRequestDuringAReload_waitsForItAndRunsAfterIt_neverAlongside() throws {
         let hub = TestHub()
         let directory = NSTemporaryDirectory() + "routerd-reloader-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -249,20 +249,31 @@ struct ConfigReloaderTests {
         // The first reload removes the gated output, so it waits until the test releases it.
         try config(outputs: "  new: { type: capture, inputs: [pass], hub: \"${HUB}\" }")
             .write(toFile: path, atomically: true, encoding: .utf8)
-        async let firstAttempt = reloader.reload(trigger: "SIGHUP")
-        // The new output is built once the first reload runs (bounded poll: building sends the hub nothing to wait on;
-        // the bound is long because the reload's task needs a thread of the pool the other tests keep busy).
+        // Each request from a thread of its own (not the concurrency pool, which the other tests keep busy).
+        let firstAttempt = Attempt()
+        let firstThread = WorkerThread(name: "reload-1") {
+            firstAttempt.value.withLock { $0 = reloader.reloadAndWait(trigger: "SIGHUP") }
+        }
+        try firstThread.start()
+        // The new output is built once the first reload runs (bounded poll: building sends the hub nothing to wait on).
         let deadline = monotonicNanos() + 60_000_000_000
-        while hub.capture("new") == nil && monotonicNanos() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        while hub.capture("new") == nil && monotonicNanos() < deadline { usleep(1_000) }
         #expect(hub.capture("new") != nil)
-        async let secondAttempt = reloader.reload(trigger: "http")
-        try await Task.sleep(for: .milliseconds(200))
+        let secondAttempt = Attempt()
+        let secondThread = WorkerThread(name: "reload-2") {
+            secondAttempt.value.withLock { $0 = reloader.reloadAndWait(trigger: "http") }
+        }
+        try secondThread.start()
+        usleep(200_000)
         // The second waits behind the first, which cannot finish while the removed output holds its entries.
         #expect(router.observer.lastReload == nil)
         #expect(router.observer.loadedConfig?.number == 1)
         hub.release("old")
 
-        let (one, two) = await (firstAttempt, secondAttempt)
+        firstThread.join()
+        secondThread.join()
+        let one = try #require(firstAttempt.value.withLock { $0 })
+        let two = try #require(secondAttempt.value.withLock { $0 })
         #expect(one.applied && one.generation == 2 && one.trigger == "SIGHUP")
         #expect(one.stages["removed"] == ["outputs.old"] && one.stages["added"] == ["outputs.new"])
         #expect(two.applied && two.generation == 3 && two.trigger == "http")
@@ -270,4 +281,9 @@ struct ConfigReloaderTests {
         #expect(try #require(hub.capture("old")).eventCount == 10)
         #expect(router.observer.loadedConfig?.number == 3)
     }
+}
+
+/// A reload's outcome, set by the thread that asked for it.
+private final class Attempt: Sendable {
+    let value = Mutex<ReloadAttempt?>(nil)
 }
