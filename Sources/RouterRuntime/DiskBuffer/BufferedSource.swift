@@ -22,6 +22,9 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
     /// deliver twice.
     package static let checkpointInterval: Duration = .milliseconds(100)
 
+    /// Longest the appender waits to gather more entries into one append while they flow.
+    static let gatherNanos: Int64 = 5_000_000
+
     package init(buffer: DiskBuffer, front: OutputQueue, context: StageContext) throws(StageError) {
         self.buffer = buffer
         self.front = front
@@ -113,6 +116,7 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
         let settings = buffer.settings
         lastSyncNanos = monotonicNanos()
         var lastCheckpointNanos = lastSyncNanos
+        var busy = false
         let checkpointNanos = BufferedSource.checkpointInterval.nanoseconds
         while true {
             let now = monotonicNanos()
@@ -121,7 +125,13 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
                 due = min(due, lastSyncNanos + interval.nanoseconds)
             }
             if buffer.needsCheckpoint { due = min(due, lastCheckpointNanos + checkpointNanos) }
-            let taken = front.take(maxEvents: 8192, minEvents: 1, timeout: .nanoseconds(max(0, due - now)))
+            // While entries flow, wait for a few thousand (or 5 ms) per append: fewer wake-ups and larger writes. When
+            // idle, the first entry wakes the appender at once.
+            let flowing = busy && due - now > BufferedSource.gatherNanos
+            let taken = front.take(
+                maxEvents: 8192, minEvents: flowing ? 2048 : 1,
+                timeout: .nanoseconds(max(0, flowing ? BufferedSource.gatherNanos : due - now)))
+            if case .batches = taken { busy = true } else { busy = false }
             var closed = false
             switch taken {
             case .batches(let batches):
