@@ -35,6 +35,15 @@ struct DiskBufferEndToEndTests {
         """
     }
 
+    /// How many entries the buffer holds once it stops growing (the same count twice, half a second apart).
+    static func heldWhenSteady(_ routerd: RouterdProcess, timeout: Double = 30) throws -> Int {
+        try waitUntil("the buffer to stop growing", timeout: timeout) { () -> Int? in
+            let before = try Self.buffer(routerd)["events"] as? Int ?? 0
+            usleep(500_000)
+            return try Self.buffer(routerd)["events"] as? Int == before ? before : nil
+        }
+    }
+
     /// The output's buffer block in /stats.
     static func buffer(_ routerd: RouterdProcess) throws -> [String: Any] {
         let port = try routerd.listeningPort(stage: "stats")
@@ -316,13 +325,7 @@ struct DiskBufferEndToEndTests {
         /// Sends the entries, then waits until the buffer stops growing; returns how many it holds.
         func send(_ range: ClosedRange<Int>) throws -> Int {
             client.send(range.map { seedEntry(sequence: $0, level: "INFO", message: message) }, port: port, burst: 100)
-            var last = -1
-            return try waitUntil("the buffer to stop growing", timeout: 120) { () -> Int? in
-                let now = try Self.buffer(routerd)["events"] as? Int ?? 0
-                defer { last = now }
-                usleep(500_000)
-                return now == last ? now : nil
-            }
+            return try Self.heldWhenSteady(routerd, timeout: 120)
         }
         let earlyEvents = try send(1...50_000)
         let early = try residentBytes(pid: routerd.process.processIdentifier)
@@ -353,11 +356,7 @@ struct DiskBufferEndToEndTests {
             (1...total).map { seedEntry(sequence: $0, level: "INFO", message: String(repeating: "f", count: 100)) },
             port: port, burst: 100)
         try routerd.waitForLog("disk buffer full; waiting for the output to make room")
-        let held = try waitUntil("the buffer to stop growing", timeout: 30) { () -> Int? in
-            let before = try Self.buffer(routerd)["events"] as? Int ?? 0
-            usleep(500_000)
-            return try Self.buffer(routerd)["events"] as? Int == before ? before : nil
-        }
+        let held = try Self.heldWhenSteady(routerd)
         let started = Date()
         // Exit status 3: the shutdown dropped entries (those the full buffer could not take), and said so.
         #expect(try routerd.terminate(timeout: 20) == 3)

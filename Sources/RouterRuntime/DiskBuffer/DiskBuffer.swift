@@ -58,10 +58,9 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
     package let settings: BufferSettings
     package let segmentSize: Int
     let files: BufferFiles
-    private let lock = ConditionLock(conditions: 3)
+    private let lock = ConditionLock(conditions: 2)
     private static let readerCondition = 0
     private static let spaceCondition = 1
-    private static let idleCondition = 2
     private var lockFD: Int32 = -1
 
     // MARK: State (under `lock`)
@@ -490,17 +489,6 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
         }
     }
 
-    /// The buffer cannot take appends any more (its disk failed): the reader stops once it has handed out what
-    /// is there.
-    package func markFailed(_ reason: String) {
-        lock.withLock {
-            failed = reason
-            inputClosed = true
-            closeDeadline = monotonicNanos()
-            lock.broadcast(DiskBuffer.readerCondition)
-        }
-    }
-
     /// Whether ``closeInput(drainNanos:)`` was called.
     package var isInputClosed: Bool { lock.withLock { inputClosed } }
 
@@ -535,8 +523,6 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
         }
         unsettledEvents -= events
         settleLocked(id..<id + 1)
-        let idle = outstanding.isEmpty
-        if idle { lock.broadcast(DiskBuffer.idleCondition) }
         lock.unlock()
     }
 
@@ -607,19 +593,6 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
 
     /// Whether settlements moved since the last checkpoint.
     package var needsCheckpoint: Bool { lock.withLock { settledThrough != ledgerSettled } }
-
-    /// Waits until every record handed out is settled, or the deadline passes.
-    package func waitUntilSettled(deadlineNanos: Int64) {
-        lock.lock()
-        defer { lock.unlock() }
-        while !outstanding.isEmpty {
-            if !lock.wait(DiskBuffer.idleCondition, untilMonotonicNanos: deadlineNanos)
-                && monotonicNanos() >= deadlineNanos
-            {
-                return
-            }
-        }
-    }
 
     /// A last checkpoint and the files closed. The buffer is not used afterwards.
     package func close() throws {
