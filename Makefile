@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
-.PHONY: all deps build release run test unit-test lint docs clean bench bench-diode bench-buffer-outage
+.PHONY: all deps build release run test unit-test lint docs clean bench bench-filters bench-diode bench-buffer-outage
 
 all: build
 
@@ -33,8 +33,8 @@ unit-test: deps
 	$(SWIFT) test --filter "RouterTests|StageTests"
 
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests examples/embedding/Package.swift \
-		examples/embedding/Sources
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests Benchmarks \
+		examples/embedding/Package.swift examples/embedding/Sources
 
 # Regenerates docs/stages.md from the stage declarations (a test checks that it is current).
 docs: build
@@ -44,6 +44,13 @@ docs: build
 # quicker run. Prints a table and writes .build/bench/bench-results.json.
 bench: release
 	python3 scripts/bench.py
+
+# What the filters of the stock topology and of the routing config cost per entry, in-process on one thread (no
+# sockets, no outputs): the part of `make bench`'s CPU figure that the filters add (README, "Benchmarks").
+bench-filters: deps
+	$(SWIFT) build -c release --product filter-bench
+	.build/release/filter-bench examples/router.yaml valid errors acks
+	.build/release/filter-bench examples/bench-route.yaml valid tidy by_team errors acks
 
 # The two diode tiers with a private RabbitMQ and PostgreSQL, end to end, at several rates (README, "The data-diode
 # pipeline"); BENCH_TOTAL=50000 for a quicker run. Writes .build/bench/bench-diode-results.json.

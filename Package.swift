@@ -164,6 +164,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The filters of a config, in-process, per entry (README, "Benchmarks").
+        .executableTarget(
+            name: "filter-bench",
+            dependencies: [
+                "Router", "Inputs", "Filters", "Outputs", "RouterHTTPStats", "RouterAMQP", "RouterPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/FilterBench",
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "json-differential",
             dependencies: ["RouterCore", "RouterSupport"],

@@ -74,8 +74,20 @@ public final class Modify: FilterStage {
     private let failedCounters: [Counter]
     private let failedReasons: [Reason]
 
+    private let stepByStep: Bool
+
+    /// Whether the changes are made in one pass over each entry (no change's path lies within another's).
+    var editsInOnePass: Bool { plan.independent && !stepByStep }
+
     /// Makes the filter.
-    public init(context: StageContext) throws {
+    public convenience init(context: StageContext) throws {
+        try self.init(context: context, stepByStep: false)
+    }
+
+    /// With `stepByStep`, every entry is edited one change after the other even when the plan allows one pass
+    /// (tests compare the two).
+    init(context: StageContext, stepByStep: Bool) throws {
+        self.stepByStep = stepByStep
         let plan = ModifyPlan.compile(context.options)
         if let first = plan.problems.first { throw StageError(.invalidConfiguration, first.message) }
         self.plan = plan
@@ -91,8 +103,10 @@ public final class Modify: FilterStage {
         var failures: [(index: Int, kind: Int, detail: String)] = []
         var changed: [Bool] = []
         changed.reserveCapacity(batch.count)
-        let receivedAt = plan.needsReceivedAt ? receivedAtJSON(batch.receivedAtNanos) : []
-        var editor = ModifyEditor(plan: plan, receivedAt: receivedAt)
+        var clock = ReceivedAtText()
+        if plan.needsReceivedAt { clock.set(batch.receivedAtNanos) }
+        var editor = ModifyEditor(plan: plan, receivedAt: clock.json)
+        editor.oneByOne = stepByStep
         var datedNanos = batch.receivedAtNanos
         var index = 0
         let rewritten = batch.rewriting { entry, out in
@@ -102,7 +116,8 @@ public final class Modify: FilterStage {
                 let arrival = batch.arrivalNanos(of: batch.events[index])
                 if arrival != datedNanos {
                     datedNanos = arrival
-                    editor.receivedAt = receivedAtJSON(arrival)
+                    clock.set(arrival)
+                    editor.receivedAt = clock.json
                 }
             }
             switch editor.apply(entry, sender: batch.events[index].sender, into: &out) {
@@ -155,14 +170,41 @@ public final class Modify: FilterStage {
         output.emit(side, port: Modify.failedPort)
     }
 
-    private func receivedAtJSON(_ nanos: Int64) -> [UInt8] {
-        var text: [UInt8] = []
-        JSONUnescape.appendQuoted(Array(Timestamp.iso8601(nanos: nanos, digits: 6).utf8), to: &text)
-        return text
+}
+
+/// A receive time as a JSON string, `"2026-12-02T00:16:42.123456Z"` (ISO 8601 UTC, microseconds), as
+/// `Timestamp.iso8601(nanos:digits: 6)` writes it: the calendar is consulted once per second, the rest is digits.
+struct ReceivedAtText {
+    private(set) var json: [UInt8] = []
+    private var second = Int64.min
+
+    mutating func set(_ nanos: Int64) {
+        let seconds = nanos / 1_000_000_000
+        let fraction = nanos % 1_000_000_000
+        guard fraction >= 0 else {
+            json.removeAll(keepingCapacity: true)
+            JSONUnescape.appendQuoted(Array(Timestamp.iso8601(nanos: nanos, digits: 6).utf8), to: &json)
+            second = Int64.min
+            return
+        }
+        if seconds != second || json.count != 29 {
+            json.removeAll(keepingCapacity: true)
+            JSONUnescape.appendQuoted(Array(Timestamp.iso8601(nanos: nanos, digits: 6).utf8), to: &json)
+            // Years past 9999 do not fit the fixed layout: format those in full every time.
+            second = json.count == 29 ? seconds : Int64.min
+            return
+        }
+        var micros = Int(fraction / 1_000)
+        json.withUnsafeMutableBufferPointer { text in
+            // `"YYYY-MM-DDTHH:MM:SS.` is 21 bytes; six digits follow, then `Z"`.
+            for position in stride(from: 26, through: 21, by: -1) {
+                text[position] = UInt8(truncatingIfNeeded: 0x30 + micros % 10)
+                micros /= 10
+            }
+        }
     }
 }
 
-/// One change of a `modify` stage.
 enum Change: Sendable {
     case rename(FieldPath, to: [UInt8])
     case remove(FieldPath)
@@ -179,6 +221,17 @@ struct ModifyPlan: Sendable {
     var problems: [OptionProblemReport] = []
     var needsReceivedAt = false
     var touchesExtractedFields = false
+    /// Every path the changes name (for a rename, also the new name's), located in one walk of each entry.
+    var locator = PathLocator()
+    /// Per change, the slots of its path and (for a rename) of the member called the new name, or -1.
+    var slots: [(path: Int, sibling: Int)] = []
+    /// The changes, flat (``Op``), with the bytes they write in ``texts`` and ``prefixes``.
+    var ops: [Op] = []
+    var texts: [UInt8] = []
+    var prefixes: [Range<Int>] = []
+    /// Whether no change's path is, or lies within, or holds another change's: then each change reads the entry as
+    /// it came, and all of them are made in one pass (``ModifyEditor``); otherwise one after the other.
+    var independent = false
 
     static let extractedFields: Set<[UInt8]> = Set(
         ["level", "sequence", "seq", "host", "hostname", "app"].map { Array($0.utf8) })
@@ -262,6 +315,7 @@ struct ModifyPlan: Sendable {
                     "modify needs at least one change: set, rename, remove, redact, add_received_at or add_sender",
                     at: nil))
         }
+        plan.locateChanges()
         plan.touchesExtractedFields = plan.changes.contains { change in
             switch change {
             case .rename(let path, let to):
@@ -272,6 +326,96 @@ struct ModifyPlan: Sendable {
             }
         }
         return plan
+    }
+
+    /// The path a change names.
+    static func path(of change: Change) -> FieldPath {
+        switch change {
+        case .rename(let path, _), .remove(let path), .set(let path, _), .redact(let path, _, _),
+            .receivedAt(let path), .sender(let path):
+            path
+        }
+    }
+
+    /// One change, flat, for the one-pass edit: no reference counting per entry.
+    struct Op: Sendable {
+        enum Kind: UInt8, Sendable { case rename, remove, set, redact, receivedAt, sender }
+        var kind: Kind
+        /// The slot of the path, and (for a rename) of the member already called the new name.
+        var slot: Int
+        var sibling = -1
+        /// In ``texts``: a set's JSON value, a rename's quoted new name, a redaction's replacement.
+        var text: Range<Int> = 0..<0
+        var pattern = 0
+        /// A rename to the name the member has.
+        var keepsName = false
+        /// In ``prefixes``: per depth of the path, the text that adds its members from that depth on.
+        var prefixes: Range<Int> = 0..<0
+    }
+
+    private mutating func addText(_ bytes: [UInt8]) -> Range<Int> {
+        let start = texts.count
+        texts.append(contentsOf: bytes)
+        return start..<texts.count
+    }
+
+    private mutating func locateChanges() {
+        var named: [(change: Int, path: FieldPath, adds: Bool)] = []
+        for (index, change) in changes.enumerated() {
+            let path = Self.path(of: change)
+            let slot = locator.slot(for: path)
+            var op = Op(kind: .remove, slot: slot)
+            switch change {
+            case .set(_, let json):
+                op.kind = .set
+                op.text = addText(json)
+            case .receivedAt: op.kind = .receivedAt
+            case .sender: op.kind = .sender
+            case .rename(_, let newName):
+                op.kind = .rename
+                let other = FieldPath(segments: Array(path.segments.dropLast()) + [newName])
+                op.sibling = locator.slot(for: other)
+                op.keepsName = path.segments[path.segments.count - 1] == newName
+                var quoted: [UInt8] = []
+                JSONUnescape.appendQuoted(newName, to: &quoted)
+                op.text = addText(quoted)
+                named.append((index, other, false))
+            case .remove: op.kind = .remove
+            case .redact(_, let pattern, let replacement):
+                op.kind = .redact
+                op.pattern = pattern
+                op.text = addText(replacement)
+            }
+            switch change {
+            case .set, .receivedAt, .sender:
+                named.append((index, path, true))
+                let first = prefixes.count
+                for depth in path.segments.indices {
+                    var text: [UInt8] = []
+                    JSONSplice.appendMember(path, from: depth, value: [], to: &text)
+                    // Without the closing braces, which follow the value.
+                    text.removeLast(path.segments.count - 1 - depth)
+                    prefixes.append(addText(text))
+                }
+                op.prefixes = first..<prefixes.count
+            default: named.append((index, path, false))
+            }
+            slots.append((slot, op.sibling))
+            ops.append(op)
+        }
+        // Two changes meet when one's path is, or lies within, the other's; or when both may add members under a
+        // common parent (each would add the parent when it is missing).
+        func meet(_ a: (change: Int, path: FieldPath, adds: Bool), _ b: (change: Int, path: FieldPath, adds: Bool))
+            -> Bool
+        {
+            let count = min(a.path.segments.count, b.path.segments.count)
+            if a.path.segments[..<count] == b.path.segments[..<count] { return true }
+            return a.adds && b.adds && a.path.segments.count > 1 && b.path.segments.count > 1
+                && a.path.segments[0] == b.path.segments[0]
+        }
+        independent = !named.indices.contains { i in
+            named.indices.contains { j in j > i && named[i].change != named[j].change && meet(named[i], named[j]) }
+        }
     }
 
     private mutating func compileRedactions(_ tree: OptionTree) {
@@ -389,15 +533,214 @@ struct ModifyEditor {
     let matchers: [Pattern.Matcher]
     private var first: [UInt8] = []
     private var second: [UInt8] = []
+    /// Edits every entry step by step, even when the plan allows one pass (tests compare the two).
+    var oneByOne = false
+    private var locations: [FieldLocation] = []
+    private let scratch: WalkScratch
+    private let ops: [ModifyPlan.Op]
+    private let texts: [UInt8]
+    private let prefixes: [Range<Int>]
+    private var splices: [Splice] = []
+    private var replacements: [UInt8] = []
+    private var decoded: [UInt8] = []
+    private var redacted: [UInt8] = []
+    private var lastSender = SenderAddress.none
+    private var lastSenderJSON: [UInt8] = []
 
     init(plan: ModifyPlan, receivedAt: [UInt8]) {
         self.plan = plan
         self.receivedAt = receivedAt
         matchers = plan.patterns.map { $0.matcher() }
+        scratch = WalkScratch(nodes: plan.locator.nodeCount)
+        ops = plan.ops
+        texts = plan.texts
+        prefixes = plan.prefixes
     }
 
     mutating func apply(_ entry: UnsafeRawBufferPointer, sender: SenderAddress, into out: inout [UInt8]) -> EditOutcome
     {
+        if plan.independent && !oneByOne, let outcome = applyAtOnce(entry, sender: sender, into: &out) {
+            return outcome
+        }
+        return applyInTurn(entry, sender: sender, into: &out)
+    }
+
+    /// A splice of the entry: `range` replaced by `text`, a range of ``replacements`` or (when `constant`) of the
+    /// plan's ``ModifyPlan/texts``.
+    private struct Splice {
+        var range: Range<Int>
+        var text: Range<Int>
+        var constant = false
+    }
+
+    /// Every change located in one walk of the entry as it came and made in one copy: the same bytes as making them
+    /// one after the other, for plans whose changes are ``ModifyPlan/independent``. Nil for the rare entry where
+    /// the splices meet in a way only the step-by-step edit resolves (a member removed next to another, an object
+    /// emptied and added to): the caller then edits step by step.
+    private mutating func applyAtOnce(
+        _ entry: UnsafeRawBufferPointer, sender: SenderAddress, into out: inout [UInt8]
+    ) -> EditOutcome? {
+        guard let walk = JSONWalk(entry) else { return .failed(kind: 0, detail: Self.notObjectText) }
+        plan.locator.locate(walk, into: &locations, scratch: scratch)
+        splices.removeAll(keepingCapacity: true)
+        replacements.removeAll(keepingCapacity: true)
+        var inserts = false
+        var empties = false
+        for index in ops.indices {
+            let op = ops[index]
+            let location = locations[op.slot]
+            if case .notJSONObject = location { return .failed(kind: 0, detail: Self.notObjectText) }
+            switch op.kind {
+            case .rename:
+                guard case .found(let member) = location, !op.keepsName else { continue }
+                if case .found(let existing) = locations[op.sibling] {
+                    // The member already called the new name goes (it cannot be its object's only member).
+                    splices.append(Splice(range: JSONSplice.removalRange(existing), text: 0..<0))
+                }
+                splices.append(Splice(range: member.keyStart..<member.keyEnd, text: op.text, constant: true))
+            case .remove:
+                guard case .found(let member) = location else { continue }
+                // Adding to an object whose only member goes is left to the step-by-step edit.
+                empties = empties || (member.previousEnd < 0 && member.nextKeyStart == nil)
+                splices.append(Splice(range: JSONSplice.removalRange(member), text: 0..<0))
+            case .set:
+                if let failure = set(index, op, location, .constant(op.text), sender, &inserts) { return failure }
+            case .receivedAt:
+                if let failure = set(index, op, location, .receivedAt, sender, &inserts) { return failure }
+            case .sender:
+                guard sender.family != 0 else { continue }
+                if let failure = set(index, op, location, .sender, sender, &inserts) { return failure }
+            case .redact:
+                guard case .found(let member) = location else { continue }
+                let value = member.value
+                guard value.kind == .string else {
+                    let path = ModifyPlan.path(of: plan.changes[index])
+                    return .failed(kind: 1, detail: "field '\(path)' is not a string, so it cannot be redacted")
+                }
+                let start = replacements.count
+                guard redact(walk, value, matchers[op.pattern], texts[op.text]) else { continue }
+                splices.append(Splice(range: member.valueBegin..<member.valueEnd, text: start..<replacements.count))
+            }
+        }
+        if splices.isEmpty { return .unchanged }
+        if empties && inserts { return nil }
+        if splices.count > 1 {
+            // Stable: splices at the same place keep the order of their changes.
+            var sorted = true
+            for index in 1..<splices.count where splices[index - 1].range.lowerBound > splices[index].range.lowerBound {
+                sorted = false
+                break
+            }
+            if !sorted {
+                var ordered = Array(splices.indices)
+                ordered.sort { (splices[$0].range.lowerBound, $0) < (splices[$1].range.lowerBound, $1) }
+                splices = ordered.map { splices[$0] }
+            }
+            for index in 1..<splices.count where splices[index - 1].range.upperBound > splices[index].range.lowerBound {
+                return nil
+            }
+        }
+        var copied = 0
+        for splice in splices {
+            JSONSplice.append(entry, copied..<splice.range.lowerBound, to: &out)
+            if splice.constant {
+                out.append(contentsOf: texts[splice.text])
+            } else {
+                out.append(contentsOf: replacements[splice.text])
+            }
+            copied = splice.range.upperBound
+        }
+        JSONSplice.append(entry, copied..<entry.count, to: &out)
+        return .changed
+    }
+
+    /// What a set-like change writes.
+    private enum SetValue {
+        /// A range of the plan's texts.
+        case constant(Range<Int>)
+        case receivedAt
+        case sender
+    }
+
+    private mutating func appendValue(_ value: SetValue, _ sender: SenderAddress) {
+        switch value {
+        case .constant(let range): replacements.append(contentsOf: texts[range])
+        case .receivedAt: replacements.append(contentsOf: receivedAt)
+        case .sender: appendSender(sender)
+        }
+    }
+
+    /// The splice that sets op `index`'s path to `value`, or the failure.
+    private mutating func set(
+        _ index: Int, _ op: ModifyPlan.Op, _ location: FieldLocation, _ value: SetValue, _ sender: SenderAddress,
+        _ inserts: inout Bool
+    ) -> EditOutcome? {
+        switch location {
+        case .found(let member):
+            if case .constant(let range) = value {
+                splices.append(Splice(range: member.valueBegin..<member.valueEnd, text: range, constant: true))
+            } else {
+                let start = replacements.count
+                appendValue(value, sender)
+                splices.append(Splice(range: member.valueBegin..<member.valueEnd, text: start..<replacements.count))
+            }
+        case .missing(let object, let lastValueEnd, let depth):
+            inserts = true
+            let at = lastValueEnd >= 0 ? lastValueEnd : object + 1
+            let start = replacements.count
+            // A second member added to an empty object follows the first after a comma.
+            if lastValueEnd >= 0 || splices.contains(where: { $0.range == at..<at }) { replacements.append(0x2C) }
+            replacements.append(contentsOf: texts[prefixes[op.prefixes.lowerBound + depth]])
+            appendValue(value, sender)
+            replacements.append(contentsOf: repeatElement(0x7D, count: op.prefixes.count - 1 - depth))
+            splices.append(Splice(range: at..<at, text: start..<replacements.count))
+        case .notObject(let depth):
+            let path = ModifyPlan.path(of: plan.changes[index])
+            let parent = path.segments[..<depth].map { String(decoding: $0, as: UTF8.self) }.joined(separator: ".")
+            return .failed(kind: 1, detail: "field '\(parent)' is not an object, so '\(path)' cannot be set")
+        case .notJSONObject:
+            return .failed(kind: 0, detail: Self.notObjectText)
+        }
+        return nil
+    }
+
+    /// Appends the redacted string (quoted) to ``replacements``; false when the pattern does not match.
+    private mutating func redact(
+        _ walk: JSONWalk, _ value: FieldValue, _ matcher: Pattern.Matcher, _ replacement: ArraySlice<UInt8>
+    ) -> Bool {
+        redacted.removeAll(keepingCapacity: true)
+        let matched: Bool
+        if value.hasEscapes {
+            decoded.removeAll(keepingCapacity: true)
+            JSONUnescape.append(walk.p + value.start, value.end - value.start, to: &decoded)
+            matched = decoded.withUnsafeBufferPointer {
+                matcher.replaceMatches(in: $0, with: replacement, into: &redacted)
+            }
+        } else {
+            let subject = UnsafeBufferPointer(start: walk.p + value.start, count: value.end - value.start)
+            matched = matcher.replaceMatches(in: subject, with: replacement, into: &redacted)
+        }
+        guard matched else { return false }
+        JSONUnescape.appendQuoted(redacted, to: &replacements)
+        return true
+    }
+
+    /// Appends the sender's address as a JSON string to ``replacements``, formatted once per sender in a row.
+    private mutating func appendSender(_ sender: SenderAddress) {
+        if sender != lastSender || lastSenderJSON.isEmpty {
+            lastSender = sender
+            lastSenderJSON.removeAll(keepingCapacity: true)
+            JSONUnescape.appendQuoted(Array(sender.description.utf8), to: &lastSenderJSON)
+        }
+        replacements.append(contentsOf: lastSenderJSON)
+    }
+
+    static let notObjectText = "the entry is not a JSON object"
+
+    /// Makes the changes one after the other, each on the result of the one before.
+    private mutating func applyInTurn(
+        _ entry: UnsafeRawBufferPointer, sender: SenderAddress, into out: inout [UInt8]
+    ) -> EditOutcome {
         var current = first
         var next = second
         first = []
@@ -498,9 +841,11 @@ struct ModifyEditor {
                     decoded.append(
                         contentsOf: UnsafeBufferPointer(start: walk.p + value.start, count: value.end - value.start))
                 }
-                guard let replaced = matchers[pattern].replacingMatches(in: decoded, with: replacement) else {
-                    return .same
+                var replaced: [UInt8] = []
+                let matched = decoded.withUnsafeBufferPointer {
+                    matchers[pattern].replaceMatches(in: $0, with: replacement, into: &replaced)
                 }
+                guard matched else { return .same }
                 var quoted: [UInt8] = []
                 JSONUnescape.appendQuoted(replaced, to: &quoted)
                 JSONSplice.replace(bytes, found.valueBegin..<found.valueEnd, with: quoted, into: &next)
@@ -527,7 +872,8 @@ struct ModifyEditor {
         case .found(let found):
             JSONSplice.replace(bytes, found.valueBegin..<found.valueEnd, with: json, into: &next)
         case .missing(let object, let lastValueEnd, let depth):
-            var member = JSONSplice.member(path, from: depth, value: json)
+            var member: [UInt8] = []
+            JSONSplice.appendMember(path, from: depth, value: json, to: &member)
             if lastValueEnd >= 0 {
                 member.insert(0x2C, at: 0)
                 JSONSplice.replace(bytes, lastValueEnd..<lastValueEnd, with: member, into: &next)

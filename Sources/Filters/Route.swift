@@ -71,6 +71,7 @@ public final class Route: FilterStage {
         var buckets = [[Event]](repeating: [], count: routeCount + 2)
         let matchers = table.patterns.map { $0.matcher() }
         let slots = table.fields.paths.count
+        let scratch = WalkScratch(nodes: table.fields.nodeCount)
         withUnsafeTemporaryAllocation(of: FieldValue.self, capacity: max(1, slots)) { values in
             batch.bytes.withUnsafeBytes { all in
                 for event in batch.events {
@@ -79,7 +80,7 @@ public final class Route: FilterStage {
                         route(event, evaluator: nil, into: &buckets)
                         continue
                     }
-                    table.fields.read(walk, into: values)
+                    table.fields.read(walk, into: values, scratch: scratch)
                     let evaluator = ConditionEvaluator(walk: walk, values: values, matchers: matchers)
                     route(event, evaluator: evaluator, into: &buckets)
                 }

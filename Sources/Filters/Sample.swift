@@ -90,8 +90,9 @@ public final class Sample: FilterStage {
             var keys: [[UInt8]] = []
             keys.reserveCapacity(candidates.count)
             var key: [UInt8] = []
+            let scratch = keyReader.scratch()
             for index in candidates {
-                batch.withBytes(of: batch.events[index]) { keyReader.read($0, into: &key) }
+                batch.withBytes(of: batch.events[index]) { keyReader.read($0, into: &key, scratch: scratch) }
                 keys.append(key)
             }
             let every = self.every

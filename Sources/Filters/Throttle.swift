@@ -107,9 +107,10 @@ public final class Throttle: FilterStage {
         var keys: [[UInt8]] = []
         keys.reserveCapacity(batch.count)
         var key: [UInt8] = []
+        let scratch = keyReader?.scratch()
         for event in batch.events {
-            if let keyReader {
-                batch.withBytes(of: event) { keyReader.read($0, into: &key) }
+            if let keyReader, let scratch {
+                batch.withBytes(of: event) { keyReader.read($0, into: &key, scratch: scratch) }
             } else if keyBySender {
                 key = Array(event.sender.description.utf8)
             }

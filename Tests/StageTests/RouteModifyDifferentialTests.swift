@@ -1,7 +1,8 @@
-import Filters
 import Foundation
 import Router
 import Testing
+
+@testable import Filters
 
 /// `route`'s decisions and `modify`'s output against the reference evaluator in
 /// Tests/Differential/route_modify_reference.py, over generated conditions, changes and entries.
@@ -35,6 +36,9 @@ struct RouteModifyDifferentialTests {
                 context: try StageHarness.context(for: Route.self, name: "r", options: routeOptions.values))
             let modify = try Modify(
                 context: try StageHarness.context(for: Modify.self, name: "m", options: modifyOptions.values))
+            let stepByStep = try Modify(
+                context: try StageHarness.context(for: Modify.self, name: "m", options: modifyOptions.values),
+                stepByStep: true)
             let ports = Route.declaration.portNames(for: routeOptions)
             let lines = try String(contentsOfFile: base + ".jsonl", encoding: .utf8).split(
                 separator: "\n", omittingEmptySubsequences: false
@@ -56,6 +60,11 @@ struct RouteModifyDifferentialTests {
                 }
                 var modified = FilterOutput(portCount: 2)
                 modify.process(batch, into: &modified)
+                var stepped = FilterOutput(portCount: 2)
+                stepByStep.process(batch, into: &stepped)
+                #expect(
+                    Self.texts(modified) == Self.texts(stepped),
+                    "case \(index): one pass and step by step differ (one pass: \(modify.editsInOnePass))")
                 for (port, batches) in modified.ports.enumerated() {
                     for portBatch in batches {
                         for event in portBatch.events {
@@ -77,6 +86,17 @@ struct RouteModifyDifferentialTests {
         }
         let verdict = try python(["check", "--out", directory.path], allowFailure: true)
         #expect(verdict.status == 0, "\(verdict.output)")
+    }
+
+    /// Each port's entries as text, with the reason and detail of each.
+    static func texts(_ output: FilterOutput) -> [[String]] {
+        output.ports.map { batches in
+            batches.flatMap { batch in
+                batch.events.map { event in
+                    batch.text(of: event) + " \(event.reason) \(batch.detail(of: event) ?? "")"
+                }
+            }
+        }
     }
 
     /// Entry `index`'s sender, which carries the index through both stages (senders survive every change).

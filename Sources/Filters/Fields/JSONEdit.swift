@@ -60,9 +60,18 @@ enum JSONSplice {
         _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, with replacement: some Collection<UInt8>,
         into out: inout [UInt8]
     ) {
-        out.append(contentsOf: bytes[..<range.lowerBound])
+        append(bytes, 0..<range.lowerBound, to: &out)
         out.append(contentsOf: replacement)
-        out.append(contentsOf: bytes[range.upperBound...])
+        append(bytes, range.upperBound..<bytes.count, to: &out)
+    }
+
+    /// Appends `bytes[range]` to `out` in one copy (a slice of raw bytes would be appended byte by byte).
+    @inline(__always)
+    static func append(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, to out: inout [UInt8]) {
+        guard let base = bytes.baseAddress, !range.isEmpty else { return }
+        out.append(
+            contentsOf: UnsafeBufferPointer(
+                start: base.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: range.count))
     }
 
     /// The bytes that remove the member `found` describes (with one comma and the space before the next key).
@@ -72,16 +81,82 @@ enum JSONSplice {
         return found.keyStart..<found.valueEnd
     }
 
-    /// `"name":value` for the segments from `depth` on: nested objects for every name but the last.
-    static func member(_ path: FieldPath, from depth: Int, value: [UInt8]) -> [UInt8] {
-        var text: [UInt8] = []
+    /// Appends `"name":value` for the segments from `depth` on: nested objects for every name but the last.
+    static func appendMember(_ path: FieldPath, from depth: Int, value: [UInt8], to text: inout [UInt8]) {
         for index in depth..<path.segments.count {
             JSONUnescape.appendQuoted(path.segments[index], to: &text)
             text.append(0x3A)
             if index < path.segments.count - 1 { text.append(0x7B) }
         }
         text.append(contentsOf: value)
-        text.append(contentsOf: [UInt8](repeating: 0x7D, count: path.segments.count - 1 - depth))
-        return text
+        text.append(contentsOf: repeatElement(0x7D, count: path.segments.count - 1 - depth))
+    }
+}
+
+/// Several field paths located in one walk of an entry, each exactly as ``JSONWalk/locate(_:)`` would locate it.
+///
+/// The paths form a tree of names (``NameTree``): one pass over the entry checks it and records the members the
+/// tree names, and only objects on a named path are read again. When a key is given twice, the last one counts.
+struct PathLocator: Sendable {
+    /// The paths, by slot.
+    private(set) var paths: [FieldPath] = []
+    private var tree = NameTree(paths: [])
+
+    /// The slot of `path`, added when new.
+    mutating func slot(for path: FieldPath) -> Int {
+        if let existing = paths.firstIndex(of: path) { return existing }
+        paths.append(path)
+        tree = NameTree(paths: paths)
+        return paths.count - 1
+    }
+
+    /// Nodes of the tree of names, for ``WalkScratch``.
+    var nodeCount: Int { tree.nodeCount }
+
+    /// Fills `locations` (one per slot) for the entry `walk` reads.
+    func locate(_ walk: JSONWalk, into locations: inout [FieldLocation], scratch: WalkScratch) {
+        locations.removeAll(keepingCapacity: true)
+        locations.append(contentsOf: repeatElement(FieldLocation.notJSONObject, count: paths.count))
+        scratch.reserve(nodes: tree.nodeCount)
+        let open = walk.skipSpace(0)
+        let table = scratch.table(0)
+        guard let end = table.index(walk, object: open, depth: 0), walk.skipSpace(end) == walk.n else { return }
+        fill(walk, table, object: open, node: 0, depth: 0, scratch, into: &locations)
+    }
+
+    /// Records where each path through `node` leads, reading on into the objects that paths continue in.
+    private func fill(
+        _ walk: JSONWalk, _ table: MemberTable, object start: Int, node: Int, depth: Int, _ scratch: WalkScratch,
+        into locations: inout [FieldLocation]
+    ) {
+        scratch.match(table, node, tree, walk)
+        let lastValueEnd = table.count > 0 ? table[table.count - 1].valueEnd : -1
+        for index in tree.children(of: node) {
+            let child = tree.child(index).node
+            let position = scratch.found[child]
+            guard position >= 0 else {
+                for slot in tree.slots(through: child) {
+                    locations[slot] = .missing(object: start, lastValueEnd: lastValueEnd, depth: depth)
+                }
+                continue
+            }
+            let span = table[position]
+            let member = FieldLocation.Found(
+                keyStart: span.keyStart, keyEnd: span.keyEnd,
+                previousEnd: position > 0 ? table[position - 1].valueEnd : -1, valueEnd: span.valueEnd,
+                value: span.value, nextKeyStart: position + 1 < table.count ? table[position + 1].keyStart : nil)
+            let endSlot = tree.endSlot(child)
+            if endSlot >= 0 { locations[endSlot] = .found(member) }
+            guard tree.hasChildren(child) else { continue }
+            guard span.kind == .object else {
+                for slot in tree.slots(through: child) where slot != endSlot {
+                    locations[slot] = .notObject(depth: depth + 1)
+                }
+                continue
+            }
+            let inner = scratch.table(depth + 1)
+            _ = inner.index(walk, object: span.valueStart, depth: depth + 1)
+            fill(walk, inner, object: span.valueStart, node: child, depth: depth + 1, scratch, into: &locations)
+        }
     }
 }

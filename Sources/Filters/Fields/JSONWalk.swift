@@ -84,6 +84,22 @@ struct JSONWalk {
         var i = start &+ 1
         var escapes = false
         while i < n {
+            // Eight bytes at a time while none is `"`, `\` or a control character (bytes at or above 0x80 pass: the
+            // walk does not check UTF-8). Borrows run only upwards from a real hit, so the lowest flag is exact.
+            while i &+ 8 <= n {
+                let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+                let quotes = word ^ 0x2222_2222_2222_2222
+                let slashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+                let special =
+                    (((quotes &- 0x0101_0101_0101_0101) & ~quotes) | ((slashes &- 0x0101_0101_0101_0101) & ~slashes)
+                        | ((word &- 0x2020_2020_2020_2020) & ~word)) & 0x8080_8080_8080_8080
+                if special != 0 {
+                    i &+= special.trailingZeroBitCount &>> 3
+                    break
+                }
+                i &+= 8
+            }
+            guard i < n else { break }
             let c = p[i]
             if c == 0x22 { return (i, escapes) }
             if c == 0x5C {

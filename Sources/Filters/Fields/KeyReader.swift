@@ -7,13 +7,16 @@ struct KeyReader: Sendable {
         _ = fields.slot(for: path)
     }
 
+    /// Scratch space for ``read(_:into:scratch:)`` on one thread (make one per batch).
+    func scratch() -> WalkScratch { WalkScratch(nodes: fields.nodeCount) }
+
     /// Appends the key of the entry to `key` (cleared first).
-    func read(_ entry: UnsafeRawBufferPointer, into key: inout [UInt8]) {
+    func read(_ entry: UnsafeRawBufferPointer, into key: inout [UInt8], scratch: WalkScratch) {
         key.removeAll(keepingCapacity: true)
         guard let walk = JSONWalk(entry) else { return }
         var value = FieldValue.absent
         withUnsafeMutablePointer(to: &value) { pointer in
-            fields.read(walk, into: UnsafeMutableBufferPointer(start: pointer, count: 1))
+            fields.read(walk, into: UnsafeMutableBufferPointer(start: pointer, count: 1), scratch: scratch)
         }
         switch value.kind {
         case .absent: return

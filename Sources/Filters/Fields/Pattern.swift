@@ -63,41 +63,47 @@ final class Pattern: @unchecked Sendable {
             return routerd_pcre2_search(code, subject, count, 0, 0, data, &start, &end) == 1
         }
 
-        /// Every match in the subject replaced by `replacement`, as `re.sub` does; nil when nothing matched.
-        func replacingMatches(in subject: [UInt8], with replacement: [UInt8]) -> [UInt8]? {
-            guard let data else { return nil }
-            // A terminating byte keeps the pointer valid for an empty subject; PCRE2 reads only `count` bytes.
-            let terminated = subject + [0]
-            return terminated.withUnsafeBufferPointer { whole -> [UInt8]? in
-                guard let base = whole.baseAddress else { return nil }
-                let buffer = UnsafeBufferPointer(rebasing: whole[..<subject.count])
-                var output: [UInt8] = []
+        /// Appends the subject with every match replaced by `replacement` to `output`, as `re.sub` does; false
+        /// (and nothing appended) when nothing matched.
+        func replaceMatches(
+            in subject: UnsafeBufferPointer<UInt8>, with replacement: some Collection<UInt8>, into output: inout [UInt8]
+        ) -> Bool {
+            guard let data else { return false }
+            var empty: UInt8 = 0
+            // PCRE2 reads only `count` bytes, but wants a valid pointer for an empty subject too.
+            return withUnsafePointer(to: &empty) { emptyPointer in
+                let base = subject.baseAddress ?? emptyPointer
+                let count = subject.count
+                let begin = output.count
                 var copied = 0
                 var position = 0
                 var options: UInt32 = 0
                 var found = false
-                while position <= buffer.count {
+                while position <= count {
                     var start = 0
                     var end = 0
-                    let result = routerd_pcre2_search(code, base, buffer.count, position, options, data, &start, &end)
+                    let result = routerd_pcre2_search(code, base, count, position, options, data, &start, &end)
                     if result != 1 {
                         // After an empty match, an empty match at the same place is refused; step one character.
-                        guard options != 0, position < buffer.count else { break }
+                        guard options != 0, position < count else { break }
                         position += utf8Length(base[position])
                         options = 0
                         continue
                     }
                     found = true
-                    output.append(contentsOf: buffer[copied..<start])
+                    output.append(contentsOf: UnsafeBufferPointer(start: base + copied, count: start - copied))
                     output.append(contentsOf: replacement)
                     copied = end
                     position = end
                     options = start == end ? routerd_pcre2_not_empty_at_start | routerd_pcre2_anchored : 0
-                    if start == end && position >= buffer.count { break }
+                    if start == end && position >= count { break }
                 }
-                guard found else { return nil }
-                output.append(contentsOf: buffer[copied...])
-                return output
+                guard found else {
+                    output.removeSubrange(begin...)
+                    return false
+                }
+                output.append(contentsOf: UnsafeBufferPointer(start: base + copied, count: count - copied))
+                return true
             }
         }
     }
