@@ -73,16 +73,24 @@ public final class Route: FilterStage {
         let slots = table.fields.paths.count
         let scratch = WalkScratch(nodes: table.fields.nodeCount)
         withUnsafeTemporaryAllocation(of: FieldValue.self, capacity: max(1, slots)) { values in
+            values.initialize(repeating: .absent)
             batch.bytes.withUnsafeBytes { all in
+                guard let base = all.baseAddress, let empty = JSONWalk(UnsafeRawBufferPointer(start: base, count: 1))
+                else {
+                    for event in batch.events { route(event, into: &buckets) }
+                    return
+                }
+                var evaluator = ConditionEvaluator(
+                    program: table.program, walk: empty, values: values, matchers: matchers)
                 for event in batch.events {
                     let bytes = UnsafeRawBufferPointer(rebasing: all[Int(event.start)..<Int(event.start + event.count)])
                     guard let walk = JSONWalk(bytes) else {
-                        route(event, evaluator: nil, into: &buckets)
+                        route(event, into: &buckets)
                         continue
                     }
                     table.fields.read(walk, into: values, scratch: scratch)
-                    let evaluator = ConditionEvaluator(walk: walk, values: values, matchers: matchers)
-                    route(event, evaluator: evaluator, into: &buckets)
+                    evaluator.walk = walk
+                    route(event, evaluator: &evaluator, into: &buckets)
                 }
             }
         }
@@ -91,21 +99,24 @@ public final class Route: FilterStage {
         }
     }
 
-    private func route(_ event: Event, evaluator: ConditionEvaluator?, into buckets: inout [[Event]]) {
+    /// Sends an entry with fields to the ports of the routes whose conditions it meets.
+    private func route(_ event: Event, evaluator: inout ConditionEvaluator, into buckets: inout [[Event]]) {
         var matched = false
-        if var evaluator {
-            for (index, condition) in table.conditions.enumerated() where evaluator.evaluate(condition) {
-                buckets[index + 2].append(event)
-                matched = true
-                if firstOnly { break }
-            }
-        } else {
-            // No bytes at all: no fields, so only conditions that hold without fields can match.
-            for (index, condition) in table.conditions.enumerated() where RouteTable.holdsWithoutFields(condition) {
-                buckets[index + 2].append(event)
-                matched = true
-                if firstOnly { break }
-            }
+        for index in 0..<table.conditions.count where evaluator.holds(index) {
+            buckets[index + 2].append(event)
+            matched = true
+            if firstOnly { break }
+        }
+        if !matched { buckets[Route.unmatchedPort].append(event) }
+    }
+
+    /// Sends an entry with no bytes at all (so no fields) to the routes whose conditions hold without fields.
+    private func route(_ event: Event, into buckets: inout [[Event]]) {
+        var matched = false
+        for (index, condition) in table.conditions.enumerated() where RouteTable.holdsWithoutFields(condition) {
+            buckets[index + 2].append(event)
+            matched = true
+            if firstOnly { break }
         }
         if !matched { buckets[Route.unmatchedPort].append(event) }
     }
@@ -118,6 +129,8 @@ struct RouteTable: Sendable {
     var fields = FieldSet()
     var patterns: [Pattern] = []
     var problems: [OptionProblemReport] = []
+    /// The conditions, flat, for evaluation.
+    var program = ConditionProgram([])
 
     static let reserved: Set<String> = ["default", "unmatched"]
 
@@ -146,6 +159,7 @@ struct RouteTable: Sendable {
         }
         table.fields = compiler.fields
         table.patterns = compiler.patterns
+        table.program = ConditionProgram(table.conditions)
         table.problems = compiler.problems
         return table
     }

@@ -225,42 +225,188 @@ struct ConditionCompiler {
     }
 }
 
+/// Compiled conditions, flat: nodes, tests and operand bytes in storage that evaluation reads without reference
+/// counting (the ``Condition`` tree it comes from holds arrays in enums, each read of which retains).
+final class ConditionProgram: @unchecked Sendable {
+    // Safe to share: everything is written in `init` and only read afterwards.
+
+    enum NodeKind: UInt8 { case test, all, any, not }
+    enum TestKind: UInt8 { case equals, notEquals, oneOf, prefix, suffix, contains, matches, exists, greater, less }
+
+    struct Node {
+        var kind: NodeKind
+        var slot = 0
+        var test = 0
+        /// Children, in ``children``.
+        var first = 0
+        var count = 0
+    }
+
+    struct Test {
+        var kind: TestKind
+        /// Operands, in ``operands`` (one, or the list of `in`).
+        var first = 0
+        var count = 0
+        var bound = 0.0
+        var pattern = 0
+        var wanted = false
+    }
+
+    struct FlatOperand {
+        /// The text, in ``bytes``.
+        var start: Int
+        var count: Int
+        var number: Double
+        var isNumber: Bool
+    }
+
+    /// The node of each top-level condition, in order.
+    let roots: [Int]
+    let nodes: UnsafeMutablePointer<Node>
+    let children: UnsafeMutablePointer<Int>
+    let tests: UnsafeMutablePointer<Test>
+    let operands: UnsafeMutablePointer<FlatOperand>
+    let bytes: UnsafeMutablePointer<UInt8>
+    private let sizes: (nodes: Int, children: Int, tests: Int, operands: Int, bytes: Int)
+
+    init(_ conditions: [Condition]) {
+        var nodes: [Node] = []
+        var children: [Int] = []
+        var tests: [Test] = []
+        var operands: [FlatOperand] = []
+        var bytes: [UInt8] = []
+        func operand(_ value: Operand) -> FlatOperand {
+            let start = bytes.count
+            bytes.append(contentsOf: value.text)
+            return FlatOperand(
+                start: start, count: value.text.count, number: value.number ?? 0, isNumber: value.number != nil)
+        }
+        func text(_ value: [UInt8]) -> Test {
+            let start = bytes.count
+            bytes.append(contentsOf: value)
+            operands.append(FlatOperand(start: start, count: value.count, number: 0, isNumber: false))
+            return Test(kind: .prefix, first: operands.count - 1, count: 1)
+        }
+        func add(_ condition: Condition) -> Int {
+            switch condition {
+            case .test(let slot, let fieldTest):
+                var test: Test
+                switch fieldTest {
+                case .equals(let value), .notEquals(let value):
+                    operands.append(operand(value))
+                    test = Test(kind: .equals, first: operands.count - 1, count: 1)
+                    if case .notEquals = fieldTest { test.kind = .notEquals }
+                case .oneOf(let values):
+                    test = Test(kind: .oneOf, first: operands.count, count: values.count)
+                    for value in values { operands.append(operand(value)) }
+                case .prefix(let value): test = text(value)
+                case .suffix(let value):
+                    test = text(value)
+                    test.kind = .suffix
+                case .contains(let value):
+                    test = text(value)
+                    test.kind = .contains
+                case .matches(let pattern): test = Test(kind: .matches, pattern: pattern)
+                case .exists(let wanted): test = Test(kind: .exists, wanted: wanted)
+                case .greaterThan(let bound): test = Test(kind: .greater, bound: bound)
+                case .lessThan(let bound): test = Test(kind: .less, bound: bound)
+                }
+                tests.append(test)
+                nodes.append(Node(kind: .test, slot: slot, test: tests.count - 1))
+                return nodes.count - 1
+            case .all(let parts), .any(let parts):
+                let inner = parts.map(add)
+                nodes.append(Node(kind: .all, first: children.count, count: inner.count))
+                if case .any = condition { nodes[nodes.count - 1].kind = .any }
+                children.append(contentsOf: inner)
+                return nodes.count - 1
+            case .not(let part):
+                let inner = add(part)
+                nodes.append(Node(kind: .not, first: children.count, count: 1))
+                children.append(inner)
+                return nodes.count - 1
+            }
+        }
+        roots = conditions.map(add)
+        sizes = (nodes.count, children.count, tests.count, operands.count, bytes.count)
+        func copy<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+            let pointer = UnsafeMutablePointer<T>.allocate(capacity: max(1, values.count))
+            for (index, value) in values.enumerated() { (pointer + index).initialize(to: value) }
+            return pointer
+        }
+        self.nodes = copy(nodes)
+        self.children = copy(children)
+        self.tests = copy(tests)
+        self.operands = copy(operands)
+        self.bytes = copy(bytes)
+    }
+
+    deinit {
+        nodes.deinitialize(count: sizes.nodes)
+        nodes.deallocate()
+        children.deallocate()
+        tests.deinitialize(count: sizes.tests)
+        tests.deallocate()
+        operands.deinitialize(count: sizes.operands)
+        operands.deallocate()
+        bytes.deallocate()
+    }
+}
+
 /// Evaluates conditions against one entry's fields; one per batch and thread (it holds the regex match data and a
 /// scratch buffer for decoding escaped strings).
 struct ConditionEvaluator {
-    let walk: JSONWalk
+    let program: ConditionProgram
+    var walk: JSONWalk
     let values: UnsafeMutableBufferPointer<FieldValue>
     let matchers: [Pattern.Matcher]
     var scratch: [UInt8] = []
 
-    mutating func evaluate(_ condition: Condition) -> Bool {
-        switch condition {
-        case .test(let slot, let test): return evaluate(test, values[slot])
-        case .all(let parts):
-            for part in parts where !evaluate(part) { return false }
+    /// Whether top-level condition `index` holds.
+    mutating func holds(_ index: Int) -> Bool { evaluate(node: program.roots[index]) }
+
+    private mutating func evaluate(node index: Int) -> Bool {
+        let node = program.nodes[index]
+        switch node.kind {
+        case .test: return evaluate(program.tests[node.test], values[node.slot])
+        case .all:
+            for child in node.first..<(node.first + node.count) where !evaluate(node: program.children[child]) {
+                return false
+            }
             return true
-        case .any(let parts):
-            for part in parts where evaluate(part) { return true }
+        case .any:
+            for child in node.first..<(node.first + node.count) where evaluate(node: program.children[child]) {
+                return true
+            }
             return false
-        case .not(let inner): return !evaluate(inner)
+        case .not: return !evaluate(node: program.children[node.first])
         }
     }
 
-    private mutating func evaluate(_ test: FieldTest, _ value: FieldValue) -> Bool {
-        switch test {
-        case .exists(let wanted): return (value.kind != .absent) == wanted
-        case .equals(let operand): return equals(value, operand)
-        case .notEquals(let operand): return !equals(value, operand)
-        case .oneOf(let operands):
-            for operand in operands where equals(value, operand) { return true }
+    private mutating func evaluate(_ test: ConditionProgram.Test, _ value: FieldValue) -> Bool {
+        switch test.kind {
+        case .exists: return (value.kind != .absent) == test.wanted
+        case .equals: return equals(value, program.operands[test.first])
+        case .notEquals: return !equals(value, program.operands[test.first])
+        case .oneOf:
+            for index in test.first..<(test.first + test.count) where equals(value, program.operands[index]) {
+                return true
+            }
             return false
-        case .greaterThan(let bound): return value.kind == .number && walk.number(value) > bound
-        case .lessThan(let bound): return value.kind == .number && walk.number(value) < bound
-        case .prefix(let text): return withText(value) { $0.count >= text.count && same($0.prefix(text.count), text) }
-        case .suffix(let text): return withText(value) { $0.count >= text.count && same($0.suffix(text.count), text) }
-        case .contains(let text): return withText(value) { contains($0, text) }
-        case .matches(let index):
-            let matcher = matchers[index]
+        case .greater: return value.kind == .number && walk.number(value) > test.bound
+        case .less: return value.kind == .number && walk.number(value) < test.bound
+        case .prefix, .suffix, .contains:
+            let operand = program.operands[test.first]
+            let needle = UnsafeBufferPointer(start: program.bytes + operand.start, count: operand.count)
+            return withText(value) { text in
+                switch test.kind {
+                case .prefix: return text.count >= needle.count && same(text.prefix(needle.count), needle)
+                case .suffix: return text.count >= needle.count && same(text.suffix(needle.count), needle)
+                default: return contains(text, needle)
+                }
+            }
+        case .matches:
+            let matcher = matchers[test.pattern]
             return withText(value) { matcher.matches($0.baseAddress, $0.count) }
         }
     }
@@ -276,16 +422,17 @@ struct ConditionEvaluator {
         return scratch.withUnsafeBufferPointer { body($0) }
     }
 
-    private mutating func equals(_ value: FieldValue, _ operand: Operand) -> Bool {
+    private mutating func equals(_ value: FieldValue, _ operand: ConditionProgram.FlatOperand) -> Bool {
+        let text = UnsafeBufferPointer(start: program.bytes + operand.start, count: operand.count)
         switch value.kind {
         case .string:
-            return withText(value) { $0.count == operand.text.count && same($0[...], operand.text) }
+            return withText(value) { $0.count == text.count && same($0[...], text) }
         case .number:
-            guard let number = operand.number else { return false }
-            return walk.number(value) == number
-        case .trueValue: return operand.text == trueText
-        case .falseValue: return operand.text == falseText
-        case .null: return operand.text == nullText
+            guard operand.isNumber else { return false }
+            return walk.number(value) == operand.number
+        case .trueValue: return same(text[...], trueText)
+        case .falseValue: return same(text[...], falseText)
+        case .null: return same(text[...], nullText)
         case .absent, .object, .array: return false
         }
     }
@@ -295,30 +442,29 @@ private let trueText = Array("true".utf8)
 private let falseText = Array("false".utf8)
 private let nullText = Array("null".utf8)
 
-private func same(_ a: Slice<UnsafeBufferPointer<UInt8>>, _ b: [UInt8]) -> Bool {
+private func same(_ a: Slice<UnsafeBufferPointer<UInt8>>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
     guard a.count == b.count else { return false }
-    return b.withUnsafeBufferPointer { b in
-        guard let left = a.base.baseAddress, let right = b.baseAddress else { return true }
-        return memcmp(left + a.startIndex, right, b.count) == 0
-    }
+    guard let left = a.base.baseAddress, let right = b.baseAddress else { return true }
+    return memcmp(left + a.startIndex, right, b.count) == 0
 }
 
-private func contains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
-    guard !needle.isEmpty else { return true }
+private func same(_ a: Slice<UnsafeBufferPointer<UInt8>>, _ b: [UInt8]) -> Bool {
+    b.withUnsafeBufferPointer { same(a, $0) }
+}
+
+private func contains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let needleBase = needle.baseAddress, !needle.isEmpty else { return true }
     guard haystack.count >= needle.count, let base = haystack.baseAddress else { return false }
-    return needle.withUnsafeBufferPointer { needle in
-        guard let needleBase = needle.baseAddress else { return true }
-        let first = Int32(needleBase[0])
-        var offset = 0
-        let last = haystack.count - needle.count
-        while offset <= last {
-            guard let found = memchr(base + offset, first, last - offset + 1) else { return false }
-            let position = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
-            if memcmp(base + position, needleBase, needle.count) == 0 { return true }
-            offset = position + 1
-        }
-        return false
+    let first = Int32(needleBase[0])
+    var offset = 0
+    let last = haystack.count - needle.count
+    while offset <= last {
+        guard let found = memchr(base + offset, first, last - offset + 1) else { return false }
+        let position = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+        if memcmp(base + position, needleBase, needle.count) == 0 { return true }
+        offset = position + 1
     }
+    return false
 }
 
 /// The closest of `candidates` to a misspelled name, when it is close enough to be what was meant.
