@@ -5,6 +5,7 @@
 // wraps all of this; no type from here appears in its public API.
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <netdb.h>

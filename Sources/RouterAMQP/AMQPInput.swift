@@ -28,7 +28,7 @@ public final class AMQPInput: InputStage {
             batchMaxEvents,
             AMQPStageOptions.heartbeat, SharedOptions.connectTimeout, SharedOptions.reconnectBackoffMax,
             SharedOptions.drainTimeout,
-        ],
+        ] + AMQPStageOptions.tls,
         counters: [
             CounterDeclaration("received", "Messages delivered by the broker."),
             CounterDeclaration("acked", "Messages acknowledged: written by every output (or routed to none)."),
@@ -48,7 +48,8 @@ public final class AMQPInput: InputStage {
             needs: ["AMQP_URL"],
             send: { entries, environment in
                 try AMQPExample.publish(entries, url: environment["AMQP_URL"] ?? "", queue: "routerd_example_input")
-            })
+            }),
+        validate: { options in AMQPStageOptions.problems(options) }
     )
 
     static let queue = StageOption<String>(
@@ -73,6 +74,7 @@ public final class AMQPInput: InputStage {
             "Most messages in one batch (one read of what has arrived)."))
 
     private let url: AMQPURL
+    private let tls: AMQPTLS
     private let queue: String
     private let declare: Bool
     private let prefetch: Int
@@ -90,6 +92,7 @@ public final class AMQPInput: InputStage {
     public init(context: StageContext) throws {
         let options = context.options
         url = try AMQPStageOptions.url(from: options)
+        tls = try AMQPStageOptions.tls(from: options)
         queue = try options.value(AMQPInput.queue)
         declare = try options.value(AMQPInput.declare)
         prefetch = try options.value(AMQPInput.prefetch)
@@ -205,7 +208,7 @@ public final class AMQPInput: InputStage {
             }
             do {
                 let connection = try AMQPConnection(
-                    url: input.url, heartbeat: input.heartbeat, timeout: input.connectTimeout)
+                    url: input.url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
                 if input.declare { try connection.declareQueue(input.queue) }
                 try connection.setPrefetch(input.prefetch)
                 try connection.consume(queue: input.queue)

@@ -28,7 +28,7 @@ public final class AMQPOutput: OutputStage {
             maxInFlight,
             confirmTimeout,
             AMQPStageOptions.heartbeat, SharedOptions.connectTimeout,
-        ],
+        ] + AMQPStageOptions.tls,
         counters: [
             CounterDeclaration("published", "Messages published (including publishes again)."),
             CounterDeclaration(
@@ -48,7 +48,8 @@ public final class AMQPOutput: OutputStage {
             """
             url: "${AMQP_URL}"
             queue: routerd_example_output
-            """, needs: ["AMQP_URL"])
+            """, needs: ["AMQP_URL"]),
+        validate: { options in AMQPStageOptions.problems(options) }
     )
 
     static let exchange = StageOption<String>(
@@ -110,7 +111,8 @@ public final class AMQPOutput: OutputStage {
                     + "routing_key out, or set an exchange")
         }
         settings = PublisherSettings(
-            url: url, exchange: exchange, exchangeType: try options.value(AMQPOutput.exchangeType),
+            url: url, tls: try AMQPStageOptions.tls(from: options), exchange: exchange,
+            exchangeType: try options.value(AMQPOutput.exchangeType),
             routingKey: routingKey, queue: queue, contentType: try options.value(AMQPOutput.contentType),
             maxInFlight: try options.value(AMQPOutput.maxInFlight),
             confirmTimeout: try options.value(AMQPOutput.confirmTimeout),
@@ -138,6 +140,7 @@ public final class AMQPOutput: OutputStage {
 
 struct PublisherSettings: Sendable {
     let url: AMQPURL
+    let tls: AMQPTLS
     let exchange: String
     let exchangeType: String?
     let routingKey: String
@@ -200,7 +203,8 @@ private struct Publisher: OutputWriter {
         let connection: AMQPConnection
         do {
             connection = try AMQPConnection(
-                url: settings.url, heartbeat: settings.heartbeat, timeout: settings.connectTimeout)
+                url: settings.url, tls: settings.tls, heartbeat: settings.heartbeat,
+                timeout: settings.connectTimeout)
             if let type = settings.exchangeType {
                 try connection.declareExchange(settings.exchange, type: type)
             } else if !settings.exchange.isEmpty {
