@@ -142,13 +142,49 @@ public final class AMQPConnection {
         amqp_connection_close(state, Int32(AMQP_REPLY_SUCCESS))
     }
 
-    /// Declares a queue (durable unless told otherwise) and returns how many messages it holds.
+    /// Declares a queue (durable unless told otherwise) with `arguments` and returns how many messages it holds.
+    ///
+    /// A queue that exists with other arguments is an error that names the argument and both values (RabbitMQ's
+    /// PRECONDITION_FAILED, reworded); the channel is closed then, so the connection must be made again.
     @discardableResult
-    public func declareQueue(_ name: String, durable: Bool = true, passive: Bool = false) throws(AMQPError) -> Int {
-        let ok = name.withAMQPBytes { queue in
-            amqp_queue_declare(state, channel, queue, passive ? 1 : 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
+    public func declareQueue(
+        _ name: String, arguments: [AMQPQueueArgument] = [], durable: Bool = true, passive: Bool = false
+    ) throws(AMQPError) -> Int {
+        let names = arguments.map { strdup($0.name) }
+        let texts = arguments.map { argument -> UnsafeMutablePointer<CChar>? in
+            if case .string(let text) = argument.value { return strdup(text) }
+            return nil
         }
-        try check("declare queue '\(name)'")
+        defer {
+            for pointer in names { free(pointer) }
+            for pointer in texts { free(pointer) }
+        }
+        var table: [routerd_amqp_argument] = []
+        for index in arguments.indices {
+            var entry = routerd_amqp_argument()
+            entry.name = UnsafePointer(names[index])
+            switch arguments[index].value {
+            case .string:
+                entry.kind = Int32(ROUTERD_AMQP_ARG_STRING.rawValue)
+                entry.text = UnsafePointer(texts[index])
+            case .long(let number):
+                entry.kind = Int32(ROUTERD_AMQP_ARG_LONG.rawValue)
+                entry.number = number
+            case .bool(let flag):
+                entry.kind = Int32(ROUTERD_AMQP_ARG_BOOL.rawValue)
+                entry.number = flag ? 1 : 0
+            }
+            table.append(entry)
+        }
+        let ok = name.withAMQPBytes { queue in
+            routerd_amqp_queue_declare(
+                state, channel, queue, passive ? 1 : 0, durable ? 1 : 0, table, Int32(table.count))
+        }
+        do {
+            try check("declare queue '\(name)'")
+        } catch {
+            throw AMQPQueueArguments.explainConflict(error, queue: name)
+        }
         return Int(ok?.pointee.message_count ?? 0)
     }
 
@@ -238,11 +274,26 @@ public final class AMQPConnection {
                 return .returned(
                     messageID: AMQPConnection.text(&event.message_id),
                     reason: "\(event.reply_code) \(AMQPConnection.text(&event.text))")
+            case ROUTERD_AMQP_BLOCKED.rawValue:
+                return .blocked(reason: AMQPConnection.text(&event.text))
+            case ROUTERD_AMQP_UNBLOCKED.rawValue:
+                return .unblocked
             case ROUTERD_AMQP_OTHER.rawValue:
                 continue
             default:
                 throw lost(&event)
             }
+        }
+    }
+
+    /// Waits up to `timeoutMillis` until the socket takes more bytes; false when it did not. rabbitmq-c waits
+    /// without end for a socket that takes nothing (a broker that stopped reading), so a publish asks first.
+    public func waitWritable(timeoutMillis: Int32) -> Bool {
+        var entry = pollfd(fd: socketDescriptor, events: Int16(POLLOUT), revents: 0)
+        while true {
+            let ready = Glibc.poll(&entry, 1, timeoutMillis)
+            if ready < 0 && errno == EINTR { continue }
+            return ready > 0
         }
     }
 
@@ -263,7 +314,8 @@ public final class AMQPConnection {
                 let delivery = AMQPDelivery(tag: envelope.delivery_tag, redelivered: envelope.redelivered != 0)
                 amqp_destroy_envelope(&envelope)
                 return delivery
-            case ROUTERD_AMQP_OTHER.rawValue, ROUTERD_AMQP_ACK.rawValue, ROUTERD_AMQP_NACK.rawValue:
+            case ROUTERD_AMQP_OTHER.rawValue, ROUTERD_AMQP_ACK.rawValue, ROUTERD_AMQP_NACK.rawValue,
+                ROUTERD_AMQP_BLOCKED.rawValue, ROUTERD_AMQP_UNBLOCKED.rawValue:
                 continue
             default:
                 throw lost(&event)
@@ -383,6 +435,10 @@ public enum AMQPPublisherEvent: Sendable, Equatable {
     case nack(tag: UInt64, multiple: Bool)
     /// A mandatory message no queue took (its ack follows).
     case returned(messageID: String, reason: String)
+    /// The broker stopped reading what this connection publishes (a memory or disk alarm: `reason`).
+    case blocked(reason: String)
+    /// The broker reads publishes again.
+    case unblocked
 }
 
 /// One consumed message's delivery tag and whether the broker delivered it before.

@@ -24,6 +24,7 @@ public final class AMQPInput: InputStage {
             AMQPStageOptions.url,
             queue,
             declare,
+            AMQPQueueArguments.option,
             prefetch,
             batchMaxEvents,
             AMQPStageOptions.heartbeat, SharedOptions.connectTimeout, SharedOptions.reconnectBackoffMax,
@@ -49,7 +50,18 @@ public final class AMQPInput: InputStage {
             send: { entries, environment in
                 try AMQPExample.publish(entries, url: environment["AMQP_URL"] ?? "", queue: "routerd_example_input")
             }),
-        validate: { options in AMQPStageOptions.problems(options) }
+        validate: { options in
+            var problems = AMQPStageOptions.problems(options) + AMQPQueueArguments.problems(options)
+            if (try? options.value(AMQPInput.declare)) == false,
+                ((try? options.value(AMQPQueueArguments.option)) ?? nil) != nil
+            {
+                problems.append(
+                    OptionProblemReport(
+                        "'queue_arguments' is set but 'declare' is false: routerd declares nothing, so they would "
+                            + "not be used", at: options.locations[AMQPQueueArguments.option.name]))
+            }
+            return problems
+        }
     )
 
     static let queue = StageOption<String>(
@@ -77,6 +89,7 @@ public final class AMQPInput: InputStage {
     private let tls: AMQPTLS
     private let queue: String
     private let declare: Bool
+    private let queueArguments: [AMQPQueueArgument]
     private let prefetch: Int
     private let batchMax: Int
     private let drainTimeout: Duration
@@ -95,6 +108,7 @@ public final class AMQPInput: InputStage {
         tls = try AMQPStageOptions.tls(from: options)
         queue = try options.value(AMQPInput.queue)
         declare = try options.value(AMQPInput.declare)
+        queueArguments = try AMQPQueueArguments.arguments(options)
         prefetch = try options.value(AMQPInput.prefetch)
         batchMax = try options.value(AMQPInput.batchMaxEvents)
         drainTimeout = try options.value(SharedOptions.drainTimeout)
@@ -209,7 +223,7 @@ public final class AMQPInput: InputStage {
             do {
                 let connection = try AMQPConnection(
                     url: input.url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
-                if input.declare { try connection.declareQueue(input.queue) }
+                if input.declare { try connection.declareQueue(input.queue, arguments: input.queueArguments) }
                 try connection.setPrefetch(input.prefetch)
                 try connection.consume(queue: input.queue)
                 self.connection = connection
