@@ -311,9 +311,12 @@ private struct Publisher: OutputWriter {
                     metadata: ["url": "\(settings.url)", "reason": "\(reason)"])
             }
             blockedReason = reason
+            // Said at once, not only when the next group is handed back: what is in flight waits for the unblock.
+            context.health.set(.degraded("the broker blocks publishing (\(reason)); waiting for it to unblock"))
         case .unblocked:
             if blockedReason != nil {
                 context.logger.info("the broker unblocked publishing", metadata: ["url": "\(settings.url)"])
+                context.health.set(.ok)
             }
             blockedReason = nil
         }

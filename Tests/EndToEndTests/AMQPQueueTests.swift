@@ -49,7 +49,8 @@ struct AMQPQueueTests {
         let health = try httpGet(port: try store.listeningPort(stage: "stats"), "/health").body
         #expect(health.contains("inputs.from_broker") && health.contains("x-max-length"), "\(health)")
         #expect(try store.terminate() == 0)
-        #expect(try node.depth(queue)?.ready == 100)
+        // A quorum queue's counts reach list_queues a moment later.
+        try waitUntil("100 messages in the quorum queue") { try node.depth(queue)?.ready == 100 ? true : nil }
     }
 
     @Test func blocked_whenTheBrokerRaisesAMemoryAlarm_theOutputStopsPublishingSaysSoAndResumesAfterIt() throws {
@@ -87,24 +88,26 @@ struct AMQPQueueTests {
         #expect(health.contains("degraded") && health.contains("outputs.to_broker"), "\(health)")
         // Held, not published: while blocked, nothing more goes to a broker that reads nothing, and nothing is
         // confirmed.
+        try client.send(AMQPTests.entries(200..<300), port: port)
+        Thread.sleep(forTimeInterval: 1)
         let before = try AMQPTests.counters(routerd, stage: "to_broker")
         Thread.sleep(forTimeInterval: 3)
         let held = try AMQPTests.counters(routerd, stage: "to_broker")
         #expect(held["published"] as? Int == before["published"] as? Int, "\(before) \(held)")
-        #expect((held["published"] as? Int ?? 0) < 200, "\(held)")
+        #expect((held["published"] as? Int ?? 0) <= 200, "the entries sent while blocked wait: \(held)")
         #expect(held["confirmed"] as? Int == 100, "\(held)")
 
         try node.ctl(["set_vm_memory_high_watermark", "0.4"])
         try routerd.waitForLog("the broker unblocked publishing", timeout: 30)
-        try waitUntil("all 200 confirmed after the alarm", timeout: 30) {
-            (try AMQPTests.counters(routerd, stage: "to_broker")["confirmed"] as? Int) == 200 ? true : nil
+        try waitUntil("all 300 confirmed after the alarm", timeout: 30) {
+            (try AMQPTests.counters(routerd, stage: "to_broker")["confirmed"] as? Int) == 300 ? true : nil
         }
         try waitUntil("/health ok again", timeout: 20) { () -> Bool? in
             try httpGet(port: statsPort, "/health").json()["status"] as? String == "ok" ? true : nil
         }
         let counters = try AMQPTests.counters(routerd, stage: "to_broker")
-        #expect(counters["published"] as? Int == 200 && counters["retried"] as? Int == 0, "\(counters)")
+        #expect(counters["published"] as? Int == 300 && counters["retried"] as? Int == 0, "\(counters)")
         #expect(try routerd.terminate() == 0)
-        #expect(try node.depth(queue)?.ready == 200)
+        #expect(try node.depth(queue)?.ready == 300)
     }
 }
