@@ -58,6 +58,9 @@ let package = Package(
             providers: [.apt(["libpcre2-dev"])]
         ),
         .target(name: "CRouterShims"),
+        // TLS for the amqp stages and the TLS diagnostics of both client stages, over the system's OpenSSL (the one
+        // Debian's rabbitmq-c uses; libssl-dev comes with librabbitmq-dev).
+        .target(name: "CRouterTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
 
         // Helpers the modules share that are not the library's API (clocks, JSON text, UTF-8 scanning, threads).
         .target(name: "RouterSupport", dependencies: ["CRouterShims"], swiftSettings: strictSettings),
@@ -136,18 +139,20 @@ let package = Package(
         .target(
             name: "RouterAMQP",
             dependencies: [
-                "RouterCore", "RouterSupport", "CRabbitMQ", .product(name: "Logging", package: "swift-log"),
+                "RouterCore", "RouterSupport", "CRabbitMQ", "CRouterTLS",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "RouterPostgres",
             dependencies: [
-                "RouterCore", "RouterSupport",
+                "RouterCore", "RouterSupport", "CRouterTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),

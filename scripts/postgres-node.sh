@@ -4,6 +4,7 @@
 #   scripts/postgres-node.sh start DIR [PORT]   initdb into DIR (first time), start, print the test URL
 #   scripts/postgres-node.sh stop DIR           stop it (fast shutdown); DIR is kept
 #   scripts/postgres-node.sh status DIR         print the URL and exit 0 when it runs, exit 3 when it does not
+#   scripts/postgres-node.sh tls-cert DIR NAME  serve NAME.pem / NAME.key of the certificate folder from now on
 #   scripts/postgres-node.sh run -- CMD...      start a server in a new temporary folder, run CMD with
 #                                               ROUTERD_TEST_POSTGRES_URL set, then stop it and remove the folder
 #                                               (always, through a trap), and exit with CMD's status
@@ -13,10 +14,14 @@
 # so a restart (stop, start) comes back on the same port. initdb refuses to run as root: as root the server runs
 # as the `postgres` system user (which Debian's postgresql package creates), so DIR must be reachable by it (a
 # folder under /tmp is; one under /root is not).
+#
+# TLS mode: with POSTGRES_TLS_CERTS=CERTDIR (made by scripts/test-certs.sh) at the first start, the server also
+# takes TLS (ssl = on, CERTDIR/server.pem) and a TLS connection must show a client certificate from the test CA;
+# plain connections are still taken, so a client that falls back to plain text would be seen doing it.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start DIR [PORT] | stop DIR | status DIR | run -- CMD [ARGS...]" >&2
+    echo "usage: $0 start DIR [PORT] | stop DIR | status DIR | tls-cert DIR NAME | run -- CMD [ARGS...]" >&2
     exit 2
 }
 
@@ -101,6 +106,26 @@ EOF
             # The shared test server is never killed: skip the disk flushes (much faster, nothing to lose).
             printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$dir/data/postgresql.conf"
         fi
+        if [ -n "${POSTGRES_TLS_CERTS:-}" ]; then
+            local certs
+            certs=$(cd "$POSTGRES_TLS_CERTS" && pwd)
+            echo "$certs" >"$dir/tls-certs"
+            mkdir -p "$dir/tls"
+            install -m 600 "$certs/server.pem" "$dir/tls/server.pem"
+            install -m 600 "$certs/server.key" "$dir/tls/server.key"
+            cp "$certs/ca.pem" "$dir/tls/ca.pem"
+            [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir/tls"
+            cat >>"$dir/data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$dir/tls/server.pem'
+ssl_key_file = '$dir/tls/server.key'
+ssl_ca_file = '$dir/tls/ca.pem'
+EOF
+            local hba="$dir/data/pg_hba.conf"
+            { echo "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca"; cat "$hba"; } >"$hba.new"
+            mv "$hba.new" "$hba"
+            [ "$(id -u)" -eq 0 ] && chown postgres: "$hba"
+        fi
         local fresh=1
     fi
     as_owner "$BIN/pg_ctl" start -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 60 >/dev/null || {
@@ -120,6 +145,16 @@ stop() {
     if is_running "$dir"; then
         as_owner "$BIN/pg_ctl" stop -D "$dir/data" -m fast -w -t 60 >/dev/null
     fi
+}
+
+# Serves another certificate of the folder; a reload makes new connections use it.
+tls_cert() {
+    local dir=$1 name=$2 certs
+    certs=$(cat "$dir/tls-certs")
+    install -m 600 "$certs/$name.pem" "$dir/tls/server.pem"
+    install -m 600 "$certs/$name.key" "$dir/tls/server.key"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/tls/server.pem" "$dir/tls/server.key"
+    as_owner "$BIN/pg_ctl" reload -D "$dir/data" >/dev/null
 }
 
 status() {
@@ -164,6 +199,10 @@ stop)
 status)
     [ $# -eq 1 ] || usage
     status "$1"
+    ;;
+tls-cert)
+    [ $# -eq 2 ] || usage
+    tls_cert "$1" "$2"
     ;;
 run) run "$@" ;;
 *) usage ;;

@@ -7,6 +7,12 @@
 #   scripts/rabbitmq-node.sh restart DIR        stop, then start on the same ports with the same data
 #   scripts/rabbitmq-node.sh url DIR            print the node's amqp:// url (user routerd, password routerd-test)
 #   scripts/rabbitmq-node.sh ctl DIR ARGS...    run rabbitmqctl against it (list_queues name messages, ...)
+#   scripts/rabbitmq-node.sh tls-url DIR        print the node's amqps:// url (a node started with RABBITMQ_TLS_CERTS)
+#   scripts/rabbitmq-node.sh tls-cert DIR NAME  serve NAME.pem / NAME.key of the certificate folder from now on
+#
+# TLS mode: with RABBITMQ_TLS_CERTS=CERTDIR (made by scripts/test-certs.sh) at the first start, the node also
+# listens for amqps:// on another free port of 127.0.0.1, with CERTDIR/server.pem, and requires a client
+# certificate from the test CA (CERTDIR/ca.pem).
 #
 # Needs Debian's rabbitmq-server (scripts/ensure-test-deps.sh installs it).
 set -euo pipefail
@@ -15,7 +21,7 @@ RABBITMQ_BIN=${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 command="${1:-}"
 dir="${2:-}"
 if [ -z "$command" ] || [ -z "$dir" ]; then
-    sed -n '2,10p' "$0" >&2
+    sed -n '2,16p' "$0" >&2
     exit 2
 fi
 
@@ -41,6 +47,23 @@ url() {
     echo "amqp://routerd:routerd-test@127.0.0.1:${RABBITMQ_NODE_PORT}/"
 }
 
+tls_url() {
+    if [ -z "${RABBITMQ_TLS_PORT:-}" ]; then
+        echo "rabbitmq-node: the node in $dir has no TLS listener (start it with RABBITMQ_TLS_CERTS)" >&2
+        exit 1
+    fi
+    echo "amqps://routerd:routerd-test@127.0.0.1:${RABBITMQ_TLS_PORT}/"
+}
+
+# Serves another certificate of the folder; the node reads certificate files through a cache, cleared here, so
+# the next handshake shows the new one.
+tls_cert() {
+    local name=$1
+    cp "$RABBITMQ_TLS_CERTS/$name.pem" "$dir/tls/server.pem"
+    cp "$RABBITMQ_TLS_CERTS/$name.key" "$dir/tls/server.key"
+    "$RABBITMQ_BIN/rabbitmqctl" -q eval 'ssl:clear_pem_cache().' >/dev/null
+}
+
 start() {
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
@@ -62,6 +85,23 @@ disk_free_limit.absolute = 50MB
 log.console = false
 log.file.level = warning
 EOF
+        if [ -n "${RABBITMQ_TLS_CERTS:-}" ]; then
+            local certs tls_port
+            certs="$(cd "$RABBITMQ_TLS_CERTS" && pwd)"
+            tls_port="$(free_port)"
+            mkdir -p "$dir/tls"
+            cp "$certs/server.pem" "$dir/tls/server.pem"
+            cp "$certs/server.key" "$dir/tls/server.key"
+            printf 'RABBITMQ_TLS_PORT=%s\nRABBITMQ_TLS_CERTS=%s\n' "$tls_port" "$certs" >>"$dir/node.env"
+            cat >>"$dir/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $certs/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
+EOF
+        fi
         echo "[]." >"$dir/enabled_plugins"
         echo "[]." >"$dir/advanced.config"
         : >"$dir/rabbitmq-env.conf"
@@ -113,6 +153,8 @@ start) start "${3:-0}" ;;
 stop) stop; kill_epmd ;;
 restart) stop; start ;;
 url) load_env; url ;;
+tls-url) load_env; tls_url ;;
+tls-cert) load_env; tls_cert "${3:?usage: $0 tls-cert DIR NAME}" ;;
 ctl) load_env; shift 2; exec "$RABBITMQ_BIN/rabbitmqctl" "$@" ;;
 *) echo "rabbitmq-node: unknown command '$command'" >&2; exit 2 ;;
 esac

@@ -5,8 +5,10 @@
 // wraps all of this; no type from here appears in its public API.
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
+#include <poll.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +26,51 @@ enum routerd_amqp_kind {
     ROUTERD_AMQP_CLOSED = 5,           // the broker closed the channel or connection: reply_code, text
     ROUTERD_AMQP_FAILED = 6,           // a socket or protocol error: status, text
     ROUTERD_AMQP_OTHER = 7,            // a frame routerd does not act on (already handled)
+    ROUTERD_AMQP_BLOCKED = 8,          // connection.blocked: the broker stops reading publishes (text: its reason)
+    ROUTERD_AMQP_UNBLOCKED = 9,        // connection.unblocked: publishing may go on
 };
+
+/// One queue argument (`x-queue-type: quorum`) as routerd passes it: a name and a typed value.
+enum routerd_amqp_argument_kind {
+    ROUTERD_AMQP_ARG_STRING = 0,
+    ROUTERD_AMQP_ARG_LONG = 1,
+    ROUTERD_AMQP_ARG_BOOL = 2,
+};
+
+typedef struct {
+    const char *name;
+    int kind;
+    const char *text;
+    int64_t number;
+} routerd_amqp_argument;
+
+/// amqp_queue_declare with the arguments table made from `arguments` (count of them).
+static inline amqp_queue_declare_ok_t *routerd_amqp_queue_declare(
+    amqp_connection_state_t state, amqp_channel_t channel, amqp_bytes_t queue, int passive, int durable,
+    const routerd_amqp_argument *arguments, int count) {
+    amqp_table_entry_t entries[64];
+    if (count > 64) count = 64;
+    for (int index = 0; index < count; index++) {
+        entries[index].key = amqp_cstring_bytes(arguments[index].name);
+        switch (arguments[index].kind) {
+        case ROUTERD_AMQP_ARG_LONG:
+            entries[index].value.kind = AMQP_FIELD_KIND_I64;
+            entries[index].value.value.i64 = arguments[index].number;
+            break;
+        case ROUTERD_AMQP_ARG_BOOL:
+            entries[index].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+            entries[index].value.value.boolean = arguments[index].number != 0;
+            break;
+        default:
+            entries[index].value.kind = AMQP_FIELD_KIND_UTF8;
+            entries[index].value.value.bytes = amqp_cstring_bytes(arguments[index].text);
+        }
+    }
+    amqp_table_t table;
+    table.num_entries = count;
+    table.entries = entries;
+    return amqp_queue_declare(state, channel, queue, passive, durable, 0, 0, table);
+}
 
 typedef struct {
     int kind;
@@ -112,11 +158,25 @@ static inline int routerd_amqp_describe_reply(amqp_rpc_reply_t reply, char *text
     return -1;
 }
 
-/// amqp_login with the PLAIN mechanism (amqp_login is variadic, which Swift cannot call).
+/// amqp_login with the PLAIN mechanism (amqp_login is variadic, which Swift cannot call), telling the broker that
+/// routerd understands connection.blocked (RabbitMQ sends it only to clients that say so).
 static inline amqp_rpc_reply_t routerd_amqp_login(
     amqp_connection_state_t state, const char *vhost, int heartbeat_seconds, const char *user,
     const char *password) {
-    return amqp_login(state, vhost, 0, 131072, heartbeat_seconds, AMQP_SASL_METHOD_PLAIN, user, password);
+    amqp_table_entry_t capability;
+    capability.key = amqp_cstring_bytes("connection.blocked");
+    capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capability.value.value.boolean = 1;
+    amqp_table_entry_t property;
+    property.key = amqp_cstring_bytes("capabilities");
+    property.value.kind = AMQP_FIELD_KIND_TABLE;
+    property.value.value.table.num_entries = 1;
+    property.value.value.table.entries = &capability;
+    amqp_table_t properties;
+    properties.num_entries = 1;
+    properties.entries = &property;
+    return amqp_login_with_properties(state, vhost, 0, 131072, heartbeat_seconds, &properties,
+                                      AMQP_SASL_METHOD_PLAIN, user, password);
 }
 
 /// Publishes one persistent message with a content type and a message id.
@@ -198,6 +258,15 @@ static inline void routerd_amqp_handle_method(
     case AMQP_CHANNEL_CLOSE_METHOD:
     case AMQP_CONNECTION_CLOSE_METHOD:
         routerd_amqp_closed(state, frame, event);
+        return;
+    case AMQP_CONNECTION_BLOCKED_METHOD: {
+        amqp_connection_blocked_t *blocked = (amqp_connection_blocked_t *)frame->payload.method.decoded;
+        event->kind = ROUTERD_AMQP_BLOCKED;
+        routerd_amqp_copy(event->text, sizeof event->text, blocked->reason);
+        return;
+    }
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        event->kind = ROUTERD_AMQP_UNBLOCKED;
         return;
     case AMQP_BASIC_CANCEL_METHOD:
         event->kind = ROUTERD_AMQP_CLOSED;

@@ -1,4 +1,5 @@
 internal import CRabbitMQ
+internal import CRouterTLS
 
 #if canImport(Glibc)
     import Glibc
@@ -20,24 +21,31 @@ public final class AMQPConnection {
 
     /// Connects, logs in and opens a channel; throws with the broker's or the socket's reason.
     ///
+    /// An `amqps://` url connects over TLS as `tls` says, and a handshake or a certificate check that fails throws
+    /// with the reason (`certificate has expired`, `hostname mismatch`, ...); it never falls back to plain TCP.
+    ///
     /// - Parameters:
     ///   - heartbeat: the heartbeat interval to ask for (zero: none). The connection sends heartbeats only while
     ///     one of its methods runs, so an idle owner must call ``poll(timeout:)`` more often than this.
     ///   - timeout: the longest a connect, the login or any RPC (declare, bind, qos) may take.
-    public init(url: AMQPURL, heartbeat: Duration, timeout: Duration) throws(AMQPError) {
+    public init(url: AMQPURL, tls: AMQPTLS = AMQPTLS(), heartbeat: Duration, timeout: Duration) throws(AMQPError) {
         self.url = url
         guard let state = amqp_new_connection() else { throw AMQPError("out of memory for a connection") }
         self.state = state
         // From here on a throw still runs deinit, which destroys the connection (and its socket).
-        guard let socket = amqp_tcp_socket_new(state) else {
+        guard let socket = url.tls ? amqp_ssl_socket_new(state) : amqp_tcp_socket_new(state) else {
             throw AMQPError("out of memory for a socket")
         }
+        if url.tls { try AMQPConnection.configure(socket, tls, host: url.host, url: url) }
         let milliseconds = Int32(clamping: timeout.milliseconds)
         var connectTimeout = routerd_amqp_timeval(milliseconds)
+        routerd_tls_reset()
         let status = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &connectTimeout)
         guard status == AMQP_STATUS_OK.rawValue else {
             var reason = String(cString: amqp_error_string2(status))
-            if status == AMQP_STATUS_SOCKET_ERROR.rawValue {
+            if url.tls, let failure = AMQPConnection.tlsFailure(status: status) {
+                reason = failure
+            } else if status == AMQP_STATUS_SOCKET_ERROR.rawValue {
                 // rabbitmq-c says only "a socket error occurred"; the system's reason is what users can act on.
                 let osError = routerd_amqp_connect_errno(url.host, Int32(url.port), milliseconds)
                 if osError > 0 { reason = String(cString: strerror(osError)) }
@@ -50,7 +58,15 @@ public final class AMQPConnection {
         let seconds = Int32(clamping: (heartbeat.milliseconds + 999) / 1000)
         let login = routerd_amqp_login(state, url.virtualHost, seconds, url.user, url.password)
         if login.reply_type != AMQP_RESPONSE_NORMAL {
-            let reason = AMQPConnection.describe(login)
+            var reason = AMQPConnection.describe(login)
+            if url.tls, login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+                // Over TLS 1.3 a broker that wants a client certificate says so after the handshake, with an alert
+                // that only OpenSSL's error queue still holds.
+                var text = [CChar](repeating: 0, count: 512)
+                routerd_tls_queued_errors(&text, text.count)
+                let detail = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !detail.isEmpty { reason = "TLS: \(detail)" }
+            }
             throw AMQPError("login to \(url) refused: \(reason)")
         }
         amqp_channel_open(state, channel)
@@ -66,6 +82,57 @@ public final class AMQPConnection {
         amqp_destroy_connection(state)
     }
 
+    /// Sets up a TLS socket: the CA file (or the system's store), the client certificate, and verification of the
+    /// chain and of the server's name by OpenSSL (which, unlike rabbitmq-c's own name check, matches an IP address
+    /// against the certificate's IP entries).
+    private static func configure(
+        _ socket: OpaquePointer, _ tls: AMQPTLS, host: String, url: AMQPURL
+    ) throws(AMQPError) {
+        var text = [CChar](repeating: 0, count: 512)
+        func message() -> String {
+            String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        routerd_tls_reset()
+        if let caFile = tls.caFile, amqp_ssl_socket_set_cacert(socket, caFile) != AMQP_STATUS_OK.rawValue {
+            routerd_tls_queued_errors(&text, text.count)
+            throw AMQPError("cannot read the CA file '\(caFile)' (\(message()))")
+        }
+        amqp_ssl_socket_set_verify_peer(socket, 1)
+        amqp_ssl_socket_set_verify_hostname(socket, 0)
+        guard let context = amqp_ssl_socket_get_context(socket) else { throw AMQPError("no TLS context for \(url)") }
+        let name = tls.serverName ?? host
+        guard
+            routerd_tls_configure(
+                context, name, tls.verifyServerName ? 1 : 0, tls.caFile == nil ? 1 : 0, &text, text.count)
+                == 0
+        else { throw AMQPError(message()) }
+        if let certFile = tls.certFile, let keyFile = tls.keyFile {
+            guard routerd_tls_use_certificate(context, certFile, keyFile, &text, text.count) == 0 else {
+                throw AMQPError(message())
+            }
+        }
+    }
+
+    /// Why a TLS connect failed, when TLS is what failed: the certificate check OpenSSL recorded, or the handshake
+    /// error (a server that speaks plain TCP on the port shows as `wrong version number`).
+    private static func tlsFailure(status: Int32) -> String? {
+        var text = [CChar](repeating: 0, count: 512)
+        func message() -> String {
+            String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        if routerd_tls_last_failure(&text, text.count) == 1 {
+            return "TLS: the server's certificate failed verification: \(message())"
+        }
+        let tlsStatuses = [
+            AMQP_STATUS_SSL_ERROR.rawValue, AMQP_STATUS_SSL_CONNECTION_FAILED.rawValue,
+            AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue,
+        ]
+        guard tlsStatuses.contains(status) else { return nil }
+        routerd_tls_queued_errors(&text, text.count)
+        let detail = message()
+        return "TLS handshake failed: " + (detail.isEmpty ? String(cString: amqp_error_string2(status)) : detail)
+    }
+
     /// Closes the channel and the connection politely (bounded by the RPC timeout); unacknowledged deliveries
     /// go back to their queue.
     public func close() {
@@ -75,13 +142,49 @@ public final class AMQPConnection {
         amqp_connection_close(state, Int32(AMQP_REPLY_SUCCESS))
     }
 
-    /// Declares a queue (durable unless told otherwise) and returns how many messages it holds.
+    /// Declares a queue (durable unless told otherwise) with `arguments` and returns how many messages it holds.
+    ///
+    /// A queue that exists with other arguments is an error that names the argument and both values (RabbitMQ's
+    /// PRECONDITION_FAILED, reworded); the channel is closed then, so the connection must be made again.
     @discardableResult
-    public func declareQueue(_ name: String, durable: Bool = true, passive: Bool = false) throws(AMQPError) -> Int {
-        let ok = name.withAMQPBytes { queue in
-            amqp_queue_declare(state, channel, queue, passive ? 1 : 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
+    public func declareQueue(
+        _ name: String, arguments: [AMQPQueueArgument] = [], durable: Bool = true, passive: Bool = false
+    ) throws(AMQPError) -> Int {
+        let names = arguments.map { strdup($0.name) }
+        let texts = arguments.map { argument -> UnsafeMutablePointer<CChar>? in
+            if case .string(let text) = argument.value { return strdup(text) }
+            return nil
         }
-        try check("declare queue '\(name)'")
+        defer {
+            for pointer in names { free(pointer) }
+            for pointer in texts { free(pointer) }
+        }
+        var table: [routerd_amqp_argument] = []
+        for index in arguments.indices {
+            var entry = routerd_amqp_argument()
+            entry.name = UnsafePointer(names[index])
+            switch arguments[index].value {
+            case .string:
+                entry.kind = Int32(ROUTERD_AMQP_ARG_STRING.rawValue)
+                entry.text = UnsafePointer(texts[index])
+            case .long(let number):
+                entry.kind = Int32(ROUTERD_AMQP_ARG_LONG.rawValue)
+                entry.number = number
+            case .bool(let flag):
+                entry.kind = Int32(ROUTERD_AMQP_ARG_BOOL.rawValue)
+                entry.number = flag ? 1 : 0
+            }
+            table.append(entry)
+        }
+        let ok = name.withAMQPBytes { queue in
+            routerd_amqp_queue_declare(
+                state, channel, queue, passive ? 1 : 0, durable ? 1 : 0, table, Int32(table.count))
+        }
+        do {
+            try check("declare queue '\(name)'")
+        } catch {
+            throw AMQPQueueArguments.explainConflict(error, queue: name)
+        }
         return Int(ok?.pointee.message_count ?? 0)
     }
 
@@ -171,11 +274,26 @@ public final class AMQPConnection {
                 return .returned(
                     messageID: AMQPConnection.text(&event.message_id),
                     reason: "\(event.reply_code) \(AMQPConnection.text(&event.text))")
+            case ROUTERD_AMQP_BLOCKED.rawValue:
+                return .blocked(reason: AMQPConnection.text(&event.text))
+            case ROUTERD_AMQP_UNBLOCKED.rawValue:
+                return .unblocked
             case ROUTERD_AMQP_OTHER.rawValue:
                 continue
             default:
                 throw lost(&event)
             }
+        }
+    }
+
+    /// Waits up to `timeoutMillis` until the socket takes more bytes; false when it did not. rabbitmq-c waits
+    /// without end for a socket that takes nothing (a broker that stopped reading), so a publish asks first.
+    public func waitWritable(timeoutMillis: Int32) -> Bool {
+        var entry = pollfd(fd: socketDescriptor, events: Int16(POLLOUT), revents: 0)
+        while true {
+            let ready = Glibc.poll(&entry, 1, timeoutMillis)
+            if ready < 0 && errno == EINTR { continue }
+            return ready > 0
         }
     }
 
@@ -196,7 +314,8 @@ public final class AMQPConnection {
                 let delivery = AMQPDelivery(tag: envelope.delivery_tag, redelivered: envelope.redelivered != 0)
                 amqp_destroy_envelope(&envelope)
                 return delivery
-            case ROUTERD_AMQP_OTHER.rawValue, ROUTERD_AMQP_ACK.rawValue, ROUTERD_AMQP_NACK.rawValue:
+            case ROUTERD_AMQP_OTHER.rawValue, ROUTERD_AMQP_ACK.rawValue, ROUTERD_AMQP_NACK.rawValue,
+                ROUTERD_AMQP_BLOCKED.rawValue, ROUTERD_AMQP_UNBLOCKED.rawValue:
                 continue
             default:
                 throw lost(&event)
@@ -253,6 +372,32 @@ public final class AMQPConnection {
     }
 }
 
+/// How an `amqps://` connection checks its server, and the client certificate it shows.
+public struct AMQPTLS: Sendable, Equatable {
+    /// PEM file of the CAs to trust; nil: the system's store.
+    public var caFile: String?
+    /// PEM client certificate (with ``keyFile``), or nil.
+    public var certFile: String?
+    /// PEM private key of ``certFile``.
+    public var keyFile: String?
+    /// The name the server's certificate must be for; nil: the url's host.
+    public var serverName: String?
+    /// Whether the certificate must be for the server's name (the chain is always checked).
+    public var verifyServerName: Bool
+
+    /// Makes the settings (by default: the system's CAs, no client certificate, the name checked).
+    public init(
+        caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil,
+        verifyServerName: Bool = true
+    ) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.serverName = serverName
+        self.verifyServerName = verifyServerName
+    }
+}
+
 /// One message to publish. Its buffers are only read during ``AMQPConnection/publish(_:)``.
 public struct AMQPMessage {
     /// The exchange (`""` is the default exchange, which routes by queue name).
@@ -290,6 +435,10 @@ public enum AMQPPublisherEvent: Sendable, Equatable {
     case nack(tag: UInt64, multiple: Bool)
     /// A mandatory message no queue took (its ack follows).
     case returned(messageID: String, reason: String)
+    /// The broker stopped reading what this connection publishes (a memory or disk alarm: `reason`).
+    case blocked(reason: String)
+    /// The broker reads publishes again.
+    case unblocked
 }
 
 /// One consumed message's delivery tag and whether the broker delivered it before.

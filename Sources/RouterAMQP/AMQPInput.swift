@@ -24,11 +24,12 @@ public final class AMQPInput: InputStage {
             AMQPStageOptions.url,
             queue,
             declare,
+            AMQPQueueArguments.option,
             prefetch,
             batchMaxEvents,
             AMQPStageOptions.heartbeat, SharedOptions.connectTimeout, SharedOptions.reconnectBackoffMax,
             SharedOptions.drainTimeout,
-        ],
+        ] + AMQPStageOptions.tls,
         counters: [
             CounterDeclaration("received", "Messages delivered by the broker."),
             CounterDeclaration("acked", "Messages acknowledged: written by every output (or routed to none)."),
@@ -48,7 +49,19 @@ public final class AMQPInput: InputStage {
             needs: ["AMQP_URL"],
             send: { entries, environment in
                 try AMQPExample.publish(entries, url: environment["AMQP_URL"] ?? "", queue: "routerd_example_input")
-            })
+            }),
+        validate: { options in
+            var problems = AMQPStageOptions.problems(options) + AMQPQueueArguments.problems(options)
+            if (try? options.value(AMQPInput.declare)) == false,
+                ((try? options.value(AMQPQueueArguments.option)) ?? nil) != nil
+            {
+                problems.append(
+                    OptionProblemReport(
+                        "'queue_arguments' is set but 'declare' is false: routerd declares nothing, so they would "
+                            + "not be used", at: options.locations[AMQPQueueArguments.option.name]))
+            }
+            return problems
+        }
     )
 
     static let queue = StageOption<String>(
@@ -73,8 +86,10 @@ public final class AMQPInput: InputStage {
             "Most messages in one batch (one read of what has arrived)."))
 
     private let url: AMQPURL
+    private let tls: AMQPTLS
     private let queue: String
     private let declare: Bool
+    private let queueArguments: [AMQPQueueArgument]
     private let prefetch: Int
     private let batchMax: Int
     private let drainTimeout: Duration
@@ -90,8 +105,10 @@ public final class AMQPInput: InputStage {
     public init(context: StageContext) throws {
         let options = context.options
         url = try AMQPStageOptions.url(from: options)
+        tls = try AMQPStageOptions.tls(from: options)
         queue = try options.value(AMQPInput.queue)
         declare = try options.value(AMQPInput.declare)
+        queueArguments = try AMQPQueueArguments.arguments(options)
         prefetch = try options.value(AMQPInput.prefetch)
         batchMax = try options.value(AMQPInput.batchMaxEvents)
         drainTimeout = try options.value(SharedOptions.drainTimeout)
@@ -205,8 +222,8 @@ public final class AMQPInput: InputStage {
             }
             do {
                 let connection = try AMQPConnection(
-                    url: input.url, heartbeat: input.heartbeat, timeout: input.connectTimeout)
-                if input.declare { try connection.declareQueue(input.queue) }
+                    url: input.url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
+                if input.declare { try connection.declareQueue(input.queue, arguments: input.queueArguments) }
                 try connection.setPrefetch(input.prefetch)
                 try connection.consume(queue: input.queue)
                 self.connection = connection

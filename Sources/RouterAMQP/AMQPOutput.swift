@@ -24,11 +24,12 @@ public final class AMQPOutput: OutputStage {
             exchangeType,
             routingKey,
             queue,
+            AMQPQueueArguments.option,
             contentType,
             maxInFlight,
             confirmTimeout,
             AMQPStageOptions.heartbeat, SharedOptions.connectTimeout,
-        ],
+        ] + AMQPStageOptions.tls,
         counters: [
             CounterDeclaration("published", "Messages published (including publishes again)."),
             CounterDeclaration(
@@ -48,7 +49,8 @@ public final class AMQPOutput: OutputStage {
             """
             url: "${AMQP_URL}"
             queue: routerd_example_output
-            """, needs: ["AMQP_URL"])
+            """, needs: ["AMQP_URL"]),
+        validate: { options in AMQPStageOptions.problems(options) + AMQPQueueArguments.problems(options) }
     )
 
     static let exchange = StageOption<String>(
@@ -110,8 +112,10 @@ public final class AMQPOutput: OutputStage {
                     + "routing_key out, or set an exchange")
         }
         settings = PublisherSettings(
-            url: url, exchange: exchange, exchangeType: try options.value(AMQPOutput.exchangeType),
-            routingKey: routingKey, queue: queue, contentType: try options.value(AMQPOutput.contentType),
+            url: url, tls: try AMQPStageOptions.tls(from: options), exchange: exchange,
+            exchangeType: try options.value(AMQPOutput.exchangeType),
+            routingKey: routingKey, queue: queue, queueArguments: try AMQPQueueArguments.arguments(options),
+            contentType: try options.value(AMQPOutput.contentType),
             maxInFlight: try options.value(AMQPOutput.maxInFlight),
             confirmTimeout: try options.value(AMQPOutput.confirmTimeout),
             heartbeat: try options.value(AMQPStageOptions.heartbeat),
@@ -138,10 +142,12 @@ public final class AMQPOutput: OutputStage {
 
 struct PublisherSettings: Sendable {
     let url: AMQPURL
+    let tls: AMQPTLS
     let exchange: String
     let exchangeType: String?
     let routingKey: String
     let queue: String?
+    let queueArguments: [AMQPQueueArgument]
     let contentType: String
     let maxInFlight: Int
     let confirmTimeout: Duration
@@ -173,6 +179,10 @@ private struct Publisher: OutputWriter {
     var answeredThrough: UInt64 = 0
     var answeredAbove: Set<UInt64> = []
     var idBuffer = [UInt8](repeating: 0, count: 64)
+    /// The broker's reason while it blocks publishing (connection.blocked), nil otherwise.
+    var blockedReason: String?
+    /// Groups handed back unpublished while the broker blocked, on their first attempt: not retries when published.
+    var heldUnpublished: Set<UInt64> = []
 
     let published: Counter
     let confirmed: Counter
@@ -200,14 +210,15 @@ private struct Publisher: OutputWriter {
         let connection: AMQPConnection
         do {
             connection = try AMQPConnection(
-                url: settings.url, heartbeat: settings.heartbeat, timeout: settings.connectTimeout)
+                url: settings.url, tls: settings.tls, heartbeat: settings.heartbeat,
+                timeout: settings.connectTimeout)
             if let type = settings.exchangeType {
                 try connection.declareExchange(settings.exchange, type: type)
             } else if !settings.exchange.isEmpty {
                 try connection.declareExchange(settings.exchange, type: nil)
             }
             if let queue = settings.queue {
-                try connection.declareQueue(queue)
+                try connection.declareQueue(queue, arguments: settings.queueArguments)
                 if !settings.exchange.isEmpty {
                     try connection.bindQueue(queue, exchange: settings.exchange, routingKey: settings.routingKey)
                 }
@@ -218,6 +229,7 @@ private struct Publisher: OutputWriter {
             throw error
         }
         self.connection = connection
+        blockedReason = nil
         answeredThrough = 0
         answeredAbove.removeAll()
         inFlight.removeAll()
@@ -235,14 +247,25 @@ private struct Publisher: OutputWriter {
         inFlight.removeAll()
     }
 
-    /// Publishes every event of the group; confirms arrive through ``collect(timeout:)``.
+    /// Publishes every event of the group; confirms arrive through ``collect(timeout:)``. While the broker blocks
+    /// publishing, publishes nothing and asks the driver to try again later; a socket that takes nothing for
+    /// `confirm_timeout` counts as a lost connection.
     mutating func write(_ group: WriteGroup) throws -> WriteOutcome {
         guard let connection else { throw AMQPError("not connected") }
+        while let event = try connection.poll(timeout: .zero) { handle(event) }
+        if let blockedReason {
+            if group.attempt == 0 { heldUnpublished.insert(group.id) }
+            return .retry("the broker blocks publishing (\(blockedReason)); waiting for it to unblock")
+        }
+        let stallMillis = Int32(clamping: settings.confirmTimeout.nanoseconds / 1_000_000)
         var firstTag: UInt64 = 0
         var lastTag: UInt64 = 0
         var offset = 0
         for batch in group.batches {
             for event in batch.events {
+                if !connection.waitWritable(timeoutMillis: 0), !connection.waitWritable(timeoutMillis: stallMillis) {
+                    throw AMQPError("\(settings.url) took no bytes for \(settings.confirmTimeout) (confirm_timeout)")
+                }
                 let idLength = formatID(group.firstEventNumber + UInt64(offset) + 1, into: &idBuffer)
                 let tag = try idBuffer.withUnsafeBytes { idBytes in
                     try batch.withBytes(of: event) { body in
@@ -259,7 +282,7 @@ private struct Publisher: OutputWriter {
             }
         }
         published.add(group.eventCount)
-        if group.attempt > 0 { retried.add(group.eventCount) }
+        if group.attempt > 0 && heldUnpublished.remove(group.id) == nil { retried.add(group.eventCount) }
         inFlight.append(
             InFlight(group: group, firstTag: firstTag, lastTag: lastTag, publishedAtNanos: monotonicNanos()))
         return .pending
@@ -269,7 +292,34 @@ private struct Publisher: OutputWriter {
     /// flight, so no confirm can be read (and lost) here.
     mutating func tick() throws {
         guard inFlight.isEmpty, let connection else { return }
-        _ = try connection.poll(timeout: .zero)
+        while let event = try connection.poll(timeout: .zero) { handle(event) }
+    }
+
+    /// Acts on what the broker said: confirms and returns for the groups in flight, blocked and unblocked.
+    mutating func handle(_ event: AMQPPublisherEvent) {
+        switch event {
+        case .ack(let tag, let multiple):
+            answer(tag, multiple: multiple, nacked: false)
+        case .nack(let tag, let multiple):
+            answer(tag, multiple: multiple, nacked: true)
+        case .returned(let messageID, let reason):
+            markReturned(messageID, reason: reason)
+        case .blocked(let reason):
+            if blockedReason == nil {
+                context.logger.warning(
+                    "the broker blocked publishing; entries wait in the queue until it unblocks",
+                    metadata: ["url": "\(settings.url)", "reason": "\(reason)"])
+            }
+            blockedReason = reason
+            // Said at once, not only when the next group is handed back: what is in flight waits for the unblock.
+            context.health.set(.degraded("the broker blocks publishing (\(reason)); waiting for it to unblock"))
+        case .unblocked:
+            if blockedReason != nil {
+                context.logger.info("the broker unblocked publishing", metadata: ["url": "\(settings.url)"])
+                context.health.set(.ok)
+            }
+            blockedReason = nil
+        }
     }
 
     /// `<prefix>-<number>` into `buffer`; returns its length.
@@ -305,14 +355,7 @@ private struct Publisher: OutputWriter {
         var wait = timeout
         while let event = try connection.poll(timeout: wait) {
             wait = .zero
-            switch event {
-            case .ack(let tag, let multiple):
-                answer(tag, multiple: multiple, nacked: false)
-            case .nack(let tag, let multiple):
-                answer(tag, multiple: multiple, nacked: true)
-            case .returned(let messageID, let reason):
-                markReturned(messageID, reason: reason)
-            }
+            handle(event)
         }
         var confirmations: [Confirmation] = []
         var index = 0

@@ -1,8 +1,11 @@
-/// A parsed `amqp://user:password@host:port/vhost` address (RabbitMQ's URI spec), with a form safe to log.
+/// A parsed `amqp://user:password@host:port/vhost` or `amqps://...` address (RabbitMQ's URI spec), with a form
+/// safe to log.
 public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
+    /// Whether the url is `amqps://`: TLS, verified (see ``AMQPTLS``), never plain TCP.
+    public var tls: Bool
     /// Host name or address.
     public var host: String
-    /// TCP port (5672 unless given).
+    /// TCP port (5672 unless given; 5671 for `amqps://`).
     public var port: Int
     /// User name (`guest` unless given).
     public var user: String
@@ -15,13 +18,15 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public init(parsing url: String) throws(AMQPError) {
         let text = url.trimmingWhitespace()
         guard let schemeEnd = text.firstRange(of: "://") else {
-            throw AMQPError("'\(AMQPURL.redact(text))' is not an amqp:// url (amqp://user:password@host:port/vhost)")
+            throw AMQPError(
+                "'\(AMQPURL.redact(text))' is not an amqp:// or amqps:// url (amqp://user:password@host:port/vhost)")
         }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
-        if scheme == "amqps" { throw AMQPError("amqps:// (TLS) is not supported yet; use amqp://") }
-        guard scheme == "amqp" else {
-            throw AMQPError("unknown scheme '\(scheme)://' in '\(AMQPURL.redact(text))'; expected amqp://")
+        guard scheme == "amqp" || scheme == "amqps" else {
+            throw AMQPError(
+                "unknown scheme '\(scheme)://' in '\(AMQPURL.redact(text))'; expected amqp:// or amqps:// (TLS)")
         }
+        tls = scheme == "amqps"
         var rest = text[schemeEnd.upperBound...]
         user = "guest"
         password = "guest"
@@ -44,7 +49,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             rest = rest[..<slash]
         }
         let hostPort = rest
-        port = 5672
+        port = tls ? 5671 : 5672
         if hostPort.hasPrefix("[") {
             guard let close = hostPort.firstIndex(of: "]") else {
                 throw AMQPError("unclosed '[' in the host of '\(AMQPURL.redact(text))'")
@@ -67,7 +72,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let hostText = host.contains(":") ? "[\(host)]" : host
         let vhost = virtualHost == "/" ? "" : virtualHost.replacingSlashes()
-        return "amqp://\(user):***@\(hostText):\(port)/\(vhost)"
+        return "\(tls ? "amqps" : "amqp")://\(user):***@\(hostText):\(port)/\(vhost)"
     }
 
     /// Masks the password of a url that did not parse, for error messages.

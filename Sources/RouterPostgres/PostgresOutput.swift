@@ -1,4 +1,5 @@
 import Logging
+import NIOSSL
 public import RouterCore
 
 /// `postgres`: inserts each batch into a PostgreSQL table with one statement; rows whose values their columns cannot
@@ -32,7 +33,7 @@ public final class PostgresOutput: OutputStage {
             batchMaxEvents,
             SharedOptions.connectTimeout,
             writeTimeout,
-        ],
+        ] + TLSClientOptions.all,
         ports: [
             PortDeclaration(
                 "rejected",
@@ -77,6 +78,14 @@ public final class PostgresOutput: OutputStage {
                 }
             }
             return problems
+        },
+        validate: { options in
+            guard let text = try? options.value(PostgresOutput.url), let url = try? PostgresURL(parsing: text) else {
+                return []
+            }
+            return TLSClientOptions.problems(
+                options, tlsInUse: url.sslMode != .disable,
+                plainReason: "the url has no sslmode (plain TCP): add ?sslmode=verify-full (or require, verify-ca)")
         }
     )
 
@@ -85,7 +94,10 @@ public final class PostgresOutput: OutputStage {
             "url", .string, .required,
             "postgres://user:password@host:5432/database. Take the password from the environment "
                 + "(`postgres://routerd:${PGPASSWORD}@db/logs`); it is shown as *** in every log line, error and "
-                + "/health. TLS is not supported yet (only `?sslmode=disable`)."))
+                + "/health. TLS: `?sslmode=verify-full` (the server's certificate checked against `tls_ca_file`, or the "
+                + "system's store, and for the URL's host), `verify-ca` (the chain, not the name) or `require` "
+                + "(encrypted; the chain checked only when `tls_ca_file` is set, as libpq does). None of them falls "
+                + "back to plain text; `allow` and `prefer`, which would, are refused. Default: `disable`."))
 
     static let table = StageOption<String>(
         OptionDeclaration(
@@ -175,6 +187,9 @@ struct PostgresSettings: Sendable {
     var batchMaxEvents: Int
     var connectTimeout: Duration
     var writeTimeout: Duration
+    /// The TLS files (for the diagnosis of a failed handshake) and the context made from them once, at start.
+    var tlsFiles: TLSClientOptions.Files
+    var tlsContext: NIOSSLContext?
 
     init(_ options: StageOptions) throws {
         do {
@@ -193,5 +208,7 @@ struct PostgresSettings: Sendable {
         batchMaxEvents = try options.value(PostgresOutput.batchMaxEvents)
         connectTimeout = try options.value(SharedOptions.connectTimeout)
         writeTimeout = try options.value(PostgresOutput.writeTimeout)
+        tlsFiles = try TLSClientOptions.files(options)
+        tlsContext = try PostgresTLS.context(mode: url.sslMode, files: tlsFiles)
     }
 }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 import RouterCore
 import RouterSupport
@@ -51,13 +52,14 @@ final class PostgresSession {
 
     /// Connects, giving up at `deadline` (and after `connectTimeout` for the TCP connect itself).
     static func connect(
-        to url: PostgresURL, connectTimeout: Duration, deadline: Int64
+        to url: PostgresURL, tls: NIOSSLContext?, tlsFiles: TLSClientOptions.Files, connectTimeout: Duration,
+        deadline: Int64
     ) throws(PostgresFailure) -> PostgresSession {
         // postgres-nio's own log lines are of no use to a routerd user and could name the server's parameters.
         let logger = Logger(label: "routerd.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
         var configuration = PostgresConnection.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
-            tls: .disable)
+            tls: tls.map { .require($0) } ?? .disable)
         let remaining = max(1_000_000, deadline - monotonicNanos())
         configuration.options.connectTimeout = .nanoseconds(min(connectTimeout.nanoseconds, remaining))
         configuration.options.additionalStartupParameters = [("application_name", "routerd")]
@@ -75,7 +77,15 @@ final class PostgresSession {
         } catch is BlockingBridge.TimedOut {
             throw PostgresFailure(kind: .connection, message: "no connection within the time allowed")
         } catch {
-            throw PostgresSession.classify(error)
+            var failure = PostgresSession.classify(error)
+            // NIOSSL says only that verification failed; the reason (expired, untrusted, another name) is what a
+            // user acts on. A server that answered (with an error of its own) got past TLS: nothing to find there.
+            if tls != nil, (error as? PSQLError)?.code != .server,
+                let reason = PostgresTLS.diagnose(url: url, files: tlsFiles, timeout: connectTimeout)
+            {
+                failure.message = reason
+            }
+            throw failure
         }
     }
 

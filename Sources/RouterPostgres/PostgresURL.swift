@@ -8,12 +8,15 @@ struct PostgresURL: Sendable, CustomStringConvertible {
     var host: String
     var port: Int
     var database: String
+    /// Whether and how the connection uses TLS.
+    var sslMode: PostgresSSLMode
 
     /// The URL with the password replaced by `***`.
     var masked: String {
         let credentials = Self.escape(user) + (password == nil ? "" : ":***")
         let hostText = host.contains(":") ? "[\(host)]" : host
-        return "postgres://\(credentials)@\(hostText):\(port)/\(Self.escape(database))"
+        let query = sslMode == .disable ? "" : "?sslmode=\(sslMode.rawValue)"
+        return "postgres://\(credentials)@\(hostText):\(port)/\(Self.escape(database))\(query)"
     }
 
     var description: String { masked }
@@ -36,8 +39,9 @@ struct PostgresURL: Sendable, CustomStringConvertible {
         }
         let credentials = rest[..<at]
         rest = rest[rest.index(after: at)...]
+        sslMode = .disable
         if let query = rest.firstIndex(of: "?") {
-            try Self.checkParameters(rest[rest.index(after: query)...])
+            sslMode = try Self.sslMode(in: rest[rest.index(after: query)...])
             rest = rest[..<query]
         }
         guard let slash = rest.firstIndex(of: "/") else {
@@ -85,18 +89,30 @@ struct PostgresURL: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Only `sslmode=disable` is understood: TLS is not supported yet, and saying so beats connecting in the clear
-    /// to a server that the user meant to reach over TLS.
-    private static func checkParameters(_ query: Substring) throws(PostgresURLError) {
+    /// `sslmode` (libpq's word, so that a URL from elsewhere keeps its meaning): `disable` (the default) or one of
+    /// the three that never fall back to plain text. `allow` and `prefer`, which do, are refused.
+    private static func sslMode(in query: Substring) throws(PostgresURLError) -> PostgresSSLMode {
+        var mode = PostgresSSLMode.disable
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.first == "sslmode" && parts.count == 2 && parts[1] == "disable" { continue }
-            if parts.first == "sslmode" {
-                throw PostgresURLError("asks for TLS (sslmode), which the postgres output does not support yet")
+            guard parts.first == "sslmode" else {
+                throw PostgresURLError(
+                    "has the parameter '\(parts.first ?? "")', which is not supported (only sslmode; the TLS files "
+                        + "are the options tls_ca_file, tls_cert_file and tls_key_file)")
             }
-            throw PostgresURLError(
-                "has the parameter '\(parts.first ?? "")', which is not supported (only sslmode=disable)")
+            let value = parts.count == 2 ? parts[1] : ""
+            if value == "allow" || value == "prefer" {
+                throw PostgresURLError(
+                    "has sslmode=\(value), which falls back to plain text when the server refuses TLS; use "
+                        + "sslmode=require, verify-ca or verify-full (or disable)")
+            }
+            guard let parsed = PostgresSSLMode(rawValue: value) else {
+                throw PostgresURLError(
+                    "has sslmode='\(value)'; expected disable, require, verify-ca or verify-full")
+            }
+            mode = parsed
         }
+        return mode
     }
 
     private static func unescape(_ text: Substring, part: String) throws(PostgresURLError) -> String {
@@ -134,6 +150,18 @@ struct PostgresURL: Sendable, CustomStringConvertible {
         }
         return output
     }
+}
+
+/// The `sslmode` of a URL: none of the TLS modes ever falls back to plain text.
+enum PostgresSSLMode: String, Sendable {
+    /// Plain TCP.
+    case disable
+    /// TLS; the server's chain is checked only when `tls_ca_file` is set (as libpq does with a root certificate).
+    case require
+    /// TLS, the server's chain checked against `tls_ca_file` (or the system's store), not its name.
+    case verifyCA = "verify-ca"
+    /// TLS, the chain and the server's name (the URL's host: a DNS name, or an IP address) checked.
+    case verifyFull = "verify-full"
 }
 
 /// What is wrong with a `url` option; never contains the URL itself.

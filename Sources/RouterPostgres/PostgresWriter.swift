@@ -142,7 +142,8 @@ struct PostgresWriter: OutputWriter {
         } else {
             do {
                 session = try PostgresSession.connect(
-                    to: settings.url, connectTimeout: settings.connectTimeout,
+                    to: settings.url, tls: settings.tlsContext, tlsFiles: settings.tlsFiles,
+                    connectTimeout: settings.connectTimeout,
                     deadline: monotonicNanos() + settings.connectTimeout.nanoseconds)
             } catch {
                 retries.add()

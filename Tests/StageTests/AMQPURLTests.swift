@@ -49,11 +49,22 @@ struct AMQPURLTests {
             #expect(!error.message.contains("hunter2"))
         }
         do {
-            _ = try AMQPURL(parsing: "amqps://u:hunter2@h/")
-            Issue.record("amqps was accepted")
+            _ = try AMQPURL(parsing: "http://u:hunter2@h/")
+            Issue.record("http was accepted")
         } catch {
-            #expect(error.message.contains("TLS"))
+            #expect(
+                error.message == "unknown scheme 'http://' in 'http://u:***@h/'; expected amqp:// or amqps:// (TLS)")
         }
         #expect(AMQPURL.redact("http://u:hunter2@h/") == "http://u:***@h/")
+    }
+
+    @Test func url_whenAMQPS_usesTLSAndPort5671UnlessGiven() throws {
+        let url = try AMQPURL(parsing: "amqps://u:hunter2@broker.example/")
+        #expect(url.tls)
+        #expect(url.port == 5671)
+        #expect(url.description == "amqps://u:***@broker.example:5671/")
+        let plain = try AMQPURL(parsing: "amqp://u:p@broker.example:5673/")
+        #expect(!plain.tls)
+        #expect(try AMQPURL(parsing: "AMQPS://u:p@h:6000/").port == 6000)
     }
 }

@@ -35,9 +35,18 @@ struct PostgresConfigTests {
             ("postgres://u:${PW}@db", "names no database: add /database after the host"),
             ("postgres://u:${PW}@db:99999/logs", "has a port that is not a number between 1 and 65535"),
             (
-                "postgres://u:${PW}@db/logs?sslmode=require",
-                "asks for TLS (sslmode), which the postgres output "
-                    + "does not support yet"
+                "postgres://u:${PW}@db/logs?sslmode=prefer",
+                "has sslmode=prefer, which falls back to plain text when the server refuses TLS; use "
+                    + "sslmode=require, verify-ca or verify-full (or disable)"
+            ),
+            (
+                "postgres://u:${PW}@db/logs?sslmode=verify",
+                "has sslmode='verify'; expected disable, require, verify-ca or verify-full"
+            ),
+            (
+                "postgres://u:${PW}@db/logs?sslrootcert=/ca.pem",
+                "has the parameter 'sslrootcert', which is not supported (only sslmode; the TLS files are the "
+                    + "options tls_ca_file, tls_cert_file and tls_key_file)"
             ),
             ("db.example:5432", "must look like postgres://user:password@host:5432/database"),
         ]
@@ -51,7 +60,8 @@ struct PostgresConfigTests {
     @Test func url_whenWellFormed_isAccepted() throws {
         for url in [
             "postgres://routerd:${PW}@127.0.0.1:5432/logs", "postgresql://routerd@[::1]/logs?sslmode=disable",
-            "postgres://user%40corp:p%2Fss@db/logs",
+            "postgres://user%40corp:p%2Fss@db/logs", "postgres://u@db/logs?sslmode=require",
+            "postgres://u@db/logs?sslmode=verify-ca", "postgres://u@db/logs?sslmode=verify-full",
         ] {
             #expect(try errors(["url: \"\(url)\""], environment: ["PW": "x"]) == nil, "\(url)")
         }
@@ -79,6 +89,31 @@ struct PostgresConfigTests {
     @Test func table_whenItHasTooManyParts_saysWhatATableNameIs() throws {
         let text = try errors(["url: postgres://u@db/logs", "table: a.b.c"])
         #expect(text?.contains("'table' must be a table name or schema.table, got 'a.b.c'") == true)
+    }
+
+    @Test func tlsFiles_whenTheURLIsPlain_areRefusedAtTheirLine() throws {
+        let text = try errors(["url: postgres://u@db/logs", "tls_ca_file: /etc/ssl/certs/ca-certificates.crt"])
+        #expect(
+            text == """
+                router.yaml:8:18: error: outputs.store: 'tls_ca_file' is set but the url has no sslmode (plain \
+                TCP): add ?sslmode=verify-full (or require, verify-ca)
+                    tls_ca_file: /etc/ssl/certs/ca-certificates.crt
+                                 ^
+                """)
+    }
+
+    @Test func tlsFiles_whenACertificateHasNoKeyOrAFileIsMissing_sayWhich() throws {
+        let text = try #require(
+            try errors([
+                "url: postgres://u@db/logs?sslmode=verify-full", "tls_ca_file: /nonexistent/ca.pem",
+                "tls_cert_file: /etc/hostname",
+            ]))
+        #expect(
+            text.contains(
+                "router.yaml:8:18: error: outputs.store: cannot read '/nonexistent/ca.pem': No such file or directory"),
+            "\(text)")
+        #expect(
+            text.contains("router.yaml:9:20: error: outputs.store: 'tls_cert_file' needs 'tls_key_file'"), "\(text)")
     }
 
     @Test func schema_isSeedOrExtended() throws {
