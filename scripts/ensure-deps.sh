@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the system packages routerd builds with are installed: libyaml, rabbitmq-c and PCRE2 (through
+# Makes sure the system packages routerd builds with are installed: libyaml, rabbitmq-c, OpenSSL and PCRE2 (through
 # pkg-config).
 # As root it installs what is missing with apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
@@ -11,6 +11,10 @@ if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists yaml-0.1; th
 fi
 if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists librabbitmq; then
     missing+=(librabbitmq-dev)
+fi
+# OpenSSL: rabbitmq-c's TLS and routerd's certificate checks (CRouterTLS) link it.
+if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl; then
+    missing+=(libssl-dev)
 fi
 if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libpcre2-8; then
     missing+=(libpcre2-dev)

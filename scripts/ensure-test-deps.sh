@@ -13,6 +13,8 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     missing+=(chromium)
 fi
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+# The TLS tests make their certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 # `systemd-analyze verify` checks packaging/routerd.service.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
