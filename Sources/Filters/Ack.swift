@@ -74,19 +74,30 @@ public final class Ack: FilterStage {
         let nacksSent = self.nacksSent
         let notRouted = self.notRouted
         let waiting = pending
-        let tracker = DeliveryTracker { outcome in
+        let tracker = DeliveryTracker { outcome, dropped in
             var replies: [(payload: [UInt8], to: SenderAddress)] = []
             replies.reserveCapacity(waiting.count)
+            var refused = 0
             for entry in waiting {
-                replies.append((Ack.reply(sequence: entry.sequence, outcome: outcome), entry.sender))
+                // An entry dropped on the way (throttled, sampled out, sent to a port nothing reads) was not
+                // written, whatever became of the others.
+                if let reason = dropped.reason(sender: entry.sender, sequence: entry.sequence) {
+                    replies.append((Ack.reply(sequence: entry.sequence, outcome: .failed(reason)), entry.sender))
+                    refused += 1
+                    if reason == DeliveryTracker.notRoutedReason { notRouted.add(1) }
+                } else {
+                    replies.append((Ack.reply(sequence: entry.sequence, outcome: outcome), entry.sender))
+                }
             }
             channel.sendReplies(replies)
+            let rest = waiting.count - refused
+            nacksSent.add(refused)
             switch outcome {
-            case .written: acksSent.add(waiting.count)
-            case .failed: nacksSent.add(waiting.count)
+            case .written: acksSent.add(rest)
+            case .failed: nacksSent.add(rest)
             case .notRouted:
-                nacksSent.add(waiting.count)
-                notRouted.add(waiting.count)
+                nacksSent.add(rest)
+                notRouted.add(rest)
             }
         }
         var tracked = batch
@@ -107,7 +118,8 @@ public final class Ack: FilterStage {
                     + "}").utf8)
         case .notRouted:
             return Array(
-                "{\"ack\":false,\"sequence\":\(sequence),\"status\":\"failed\",\"reason\":\"no output took it\"}".utf8)
+                ("{\"ack\":false,\"sequence\":\(sequence),\"status\":\"failed\",\"reason\":"
+                    + JSONText.quoted(DeliveryTracker.notRoutedReason) + "}").utf8)
         }
     }
 }

@@ -77,6 +77,11 @@ public final class Throttle: FilterStage {
     private let seriesLimit: Int
     private let counters: StageCounters
     private let state: Mutex<(table: BoundedKeyTable<Window>, series: [[UInt8]: Counter])>
+    /// Entries over the limit since start, per key (at most `max_keys` keys; later ones under the overflow key),
+    /// for the ranking in `/stats`.
+    private let totals: ThrottleTotals
+    /// Keys the ranking in `/stats` lists.
+    static let rankedKeys = 10
     private let otherSeries: Counter
     private let droppedCounter: Counter
 
@@ -99,6 +104,19 @@ public final class Throttle: FilterStage {
         counters = context.counters
         state = Mutex((BoundedKeyTable(capacity: try context.options.value(Throttle.maxKeys)), [:]))
         otherSeries = context.counters.counter("throttled", label: "key", value: "other_keys")
+        let totals = ThrottleTotals(capacity: try context.options.value(Throttle.maxKeys))
+        self.totals = totals
+        context.counters.setRanking("throttled") {
+            let ranked = totals.table.withLock { table in
+                table.states.sorted {
+                    $0.value > $1.value || ($0.value == $1.value && $0.key.lexicographicallyPrecedes($1.key))
+                }
+                .prefix(Throttle.rankedKeys)
+            }
+            return ranked.map {
+                (value: $0.key.isEmpty ? "(no key)" : String(decoding: $0.key, as: UTF8.self), count: $0.value)
+            }
+        }
         droppedCounter = context.counters.counter("events_dropped", label: "reason", value: "throttled")
     }
 
@@ -140,6 +158,11 @@ public final class Throttle: FilterStage {
                     excess += 1
                 }
             }
+            totals.table.withLock { totals in
+                for (key, count) in overByKey {
+                    totals.withState(key, make: { 0 }) { total, _ in total += count }
+                }
+            }
             for (key, count) in overByKey {
                 if key == BoundedKeyTable<Window>.overflowKey {
                     otherSeries.add(count)
@@ -168,10 +191,18 @@ public final class Throttle: FilterStage {
         }
         output.emit(batch.with(events: passed))
         if dropExcess {
-            // Counted as lost; an ack waiting on a dropped entry hears "no output took it" from its tracker.
+            // Counted as lost; an ack waiting on a dropped entry replies that it was throttled.
             droppedCounter.add(held.count)
+            batch.markDropped(held, reason: "throttled")
         } else {
             output.emit(batch.with(events: held), port: Throttle.throttledPort)
         }
     }
+}
+
+/// Entries over the limit since start, per key, shared by a throttle and its ranking in `/stats`.
+final class ThrottleTotals: Sendable {
+    let table: Mutex<BoundedKeyTable<Int>>
+
+    init(capacity: Int) { table = Mutex(BoundedKeyTable(capacity: capacity)) }
 }

@@ -220,7 +220,20 @@ enum StatsJSON {
                 field(&out, name, String(plain[name] ?? 0), first: index == 0)
             }
         }
-        out += "}}"
+        out += "}"
+        let rankings = stage.counters.rankings()
+        if !rankings.isEmpty {
+            // The busiest label values of a counter, most first (throttle's keys).
+            out += ",\"top\":{"
+            for (index, ranking) in rankings.enumerated() {
+                let entries = ranking.entries.map {
+                    "{\"key\":" + JSONText.quoted($0.value) + ",\"count\":" + String($0.count) + "}"
+                }
+                field(&out, ranking.name, "[" + entries.joined(separator: ",") + "]", first: index == 0)
+            }
+            out += "}"
+        }
+        out += "}"
     }
 
     private static func appendLedger(_ ledger: LedgerView, to out: inout String) {

@@ -447,6 +447,8 @@ public final class Router: Sendable {
     private func forward(_ batch: Batch, to consumers: [Node], discardedBy node: Node, _ wiring: Wiring) {
         if consumers.isEmpty {
             node.discarded.add(batch.count)
+            // An ack upstream must not answer "stored" for these because others of its batch were.
+            batch.markDropped(batch.events, reason: DeliveryTracker.notRoutedReason)
             return
         }
         for consumer in consumers { deliver(batch, to: consumer, wiring) }

@@ -602,6 +602,38 @@ struct DeliveryTrackingTests {
         #expect(try #require(hub.capture("kept")).eventCount == 0)
     }
 
+    @Test func tracker_whenSomeEventsGoToAPortNothingReads_namesThemDroppedAndReportsTheRestWritten() throws {
+        let hub = TestHub()
+        let router = try startRouter(
+            """
+            inputs:
+              feed: {type: feed, hub: "${HUB}"}
+            filters:
+              split: {type: route, inputs: [feed]}
+            outputs:
+              kept: {type: capture, hub: "${HUB}", inputs: [split]}
+            """, hub: hub)
+        defer { shutdown(router, hub: hub) }
+        let sender = SenderAddress.ipv4(127, 0, 0, 1, port: 40_000)
+        let reported = Mutex<(DeliveryOutcome, [String?])?>(nil)
+        let tracker = DeliveryTracker { outcome, dropped in
+            reported.withLock { $0 = (outcome, (1...2).map { dropped.reason(sender: sender, sequence: Int64($0)) }) }
+            hub.changed()
+        }
+        var batch = Batch(lines: ["ok-1", "reject-2"])
+        for index in batch.events.indices {
+            batch.events[index].flags.insert(.tracked)
+            batch.events[index].sequence = Int64(index + 1)
+            batch.events[index].sender = sender
+        }
+        batch.trackers = [tracker]
+        hub.send(batch, to: "feed")
+        _ = hub.waitUntil(.seconds(10)) { reported.withLock { $0 } != nil }
+        let (outcome, reasons) = try #require(reported.withLock { $0 })
+        #expect(outcome == .written(outputs: 1))
+        #expect(reasons == [nil, DeliveryTracker.notRoutedReason])
+    }
+
     @Test func tracker_countsOnlyOutputsThatReceivedItsEvents() throws {
         let hub = TestHub()
         let router = try startRouter(

@@ -1,5 +1,6 @@
 import Filters
 import Router
+import Synchronization
 import Testing
 
 // MARK: - Helpers
@@ -300,6 +301,35 @@ struct SampleThrottleTests {
         #expect(routed["throttled"] == nil)
         #expect(counters.value("events_dropped", label: "reason", value: "throttled") == 1)
         #expect(counters.value("throttled", label: "key", value: "127.0.0.1:40000") == 1)
+    }
+
+    @Test func throttle_ranksTheBusiestKeysForStats() throws {
+        let (throttle, ports, counters) = try build(
+            Throttle.self, "limit: 2\nwindow: 1h\nkey: host", reads: ["f", "f.throttled"])
+        let hosts = Array(repeating: "a", count: 5) + Array(repeating: "b", count: 12) + Array(repeating: "c", count: 8)
+        _ = run(throttle, ports: ports, hosts.map { #"{"host":"\#($0)"}"# })
+        _ = run(throttle, ports: ports, [#"{"host":"a"}"#, #"{"n":1}"#, #"{"n":2}"#, #"{"n":3}"#])
+        let ranking = try #require(counters.rankings().first { $0.name == "throttled" })
+        #expect(ranking.entries.map(\.value) == ["b", "c", "a", "(no key)"])
+        #expect(ranking.entries.map(\.count) == [10, 6, 4, 1])
+    }
+
+    @Test func throttle_withDrop_tellsTheTrackerWhichEntriesItDropped() throws {
+        let (throttle, ports, _) = try build(Throttle.self, "limit: 1\nwindow: 1h\ndrop: true", reads: ["f"])
+        let reported = Mutex<[String?]>([])
+        let tracker = DeliveryTracker { _, dropped in
+            reported.withLock { $0 = (1...3).map { dropped.reason(sender: sender, sequence: Int64($0)) } }
+        }
+        var batch = Batch(receivedAtNanos: 1_795_000_000_123_456_000)
+        for sequence in 1...3 {
+            batch.append(Array(#"{"sequence":\#(sequence)}"#.utf8), sender: sender)
+            batch.events[sequence - 1].flags.insert(.tracked)
+        }
+        batch.trackers = [tracker]
+        var output = FilterOutput(portCount: ports.count)
+        throttle.process(batch, into: &output)
+        tracker.releaseCreationHold()
+        #expect(reported.withLock { $0 } == [nil, "throttled", "throttled"])
     }
 
     @Test func throttle_withKeyAndBySender_isAConfigError() {

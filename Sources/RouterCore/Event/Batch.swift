@@ -164,6 +164,24 @@ public struct Batch: Sendable {
         return copy
     }
 
+    /// Tells the batch's trackers that its tracked events among `events` were dropped before any output, with the
+    /// reason (a filter that drops entries itself calls this; the runtime does for a port that nothing reads).
+    public func markDropped(_ events: some Sequence<Event>, reason: String) {
+        guard !trackers.isEmpty else { return }
+        for event in events where event.flags.contains(.tracked) {
+            guard let sequence = event.hasSequence ? event.sequence : trackedSequence(of: event) else { continue }
+            for tracker in trackers { tracker.markDropped(sender: event.sender, sequence: sequence, reason: reason) }
+        }
+    }
+
+    /// The sequence of a tracked entry whose event no longer carries it (a change to the entry cleared it).
+    private func trackedSequence(of event: Event) -> Int64? {
+        withBytes(of: event) { bytes in
+            let result = JSONEntryScanner.scan(bytes, required: JSONRequiredKeys([]))
+            return result.problem == nil ? result.fields.sequence : nil
+        }
+    }
+
     /// Reports to every waiting tracker that an output has written (or failed to write) this batch's events.
     ///
     /// An output calls this exactly once per batch it received, after the write is durable as the output

@@ -40,6 +40,7 @@ public final class StageCounters: @unchecked Sendable {
     // Safe to share: the pointer is allocated once, never moved, and every slot is an atomic.
     private let slots: UnsafeMutablePointer<Atomic<Int>>
     private let keys = Mutex<(list: [CounterKey], index: [CounterKey: Int])>(([], [:]))
+    private let rankingProviders = Mutex<[(name: String, ranked: @Sendable () -> [(value: String, count: Int)])]>([])
 
     /// Makes the counters for a stage, with every declared series present at zero.
     /// `ports` names every port of this stage (``StageDeclaration/portNames(for:)``); nil: the declared ones.
@@ -81,6 +82,21 @@ public final class StageCounters: @unchecked Sendable {
             return keys.list.count - 1
         }
         return Counter(owner: self, slot: slots + index)
+    }
+
+    /// Registers a ranking `/stats` shows beside the counters (`top.<name>`): the busiest label values of a
+    /// counter such as `throttled{key}`, most first, which `ranked` computes when asked (never on the hot path).
+    public func setRanking(_ name: String, _ ranked: @escaping @Sendable () -> [(value: String, count: Int)]) {
+        rankingProviders.withLock { providers in
+            providers.removeAll { $0.name == name }
+            providers.append((name, ranked))
+        }
+    }
+
+    /// Every registered ranking, computed now.
+    public func rankings() -> [(name: String, entries: [(value: String, count: Int)])] {
+        let providers = rankingProviders.withLock { $0 }
+        return providers.map { ($0.name, $0.ranked()) }
     }
 
     /// Adds to `events_dropped{reason}`; for the rare paths (the hot path keeps a ``Counter``).
