@@ -163,6 +163,7 @@ enum StatsJSON {
         field(&out, "segments", String(buffer.segments))
         field(&out, "oldest_age_seconds", buffer.oldestNanos.map { String(Double(max(0, now - $0)) / 1e9) } ?? "null")
         field(&out, "full", buffer.isFull ? "true" : "false")
+        field(&out, "read_failure", buffer.readFailure.map(JSONText.quoted) ?? "null")
         field(&out, "records_cut", String(buffer.damage.cutRecords))
         field(&out, "records_skipped", String(buffer.damage.skippedRecords))
         field(&out, "events_lost_damaged", String(buffer.damage.lostEvents))

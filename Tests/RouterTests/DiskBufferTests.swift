@@ -233,6 +233,28 @@ private let settings = BufferSettings(kind: .disk, maxSize: 1 << 20, sync: .ever
         #expect(try buffer.append([numbered(appended, 100)]) == .appended)
     }
 
+    @Test func aSegmentThatCannotBeReadIsReportedAndItsEntriesStayCounted() throws {
+        let path = scratchDirectory("unreadable")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // hotLimit 0: every entry is read back from its segment, none from memory.
+        let buffer = try DiskBuffer(directory: path, settings: settings, hotLimit: 0)
+        var appended = 0
+        while buffer.snapshot.segments < 3 {
+            #expect(try buffer.append([numbered(appended, 100)]) == .appended)
+            appended += 100
+        }
+        #expect(buffer.snapshot.readFailure == nil)
+        // The second segment goes (as a failing disk or a hand would take it) before the reader reaches it.
+        let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".seg") }.sorted()
+        try FileManager.default.removeItem(atPath: path + "/" + names[1])
+        let read = sequences(drain(buffer))
+        #expect(!read.isEmpty && read.count < appended)
+        #expect(read == Array(read.indices))
+        let failure = try #require(buffer.snapshot.readFailure)
+        #expect(failure.contains(names[1]))
+        #expect(buffer.snapshot.events == appended - read.count)
+    }
+
     @Test func aSecondRouterCannotOpenABufferInUse() throws {
         let path = scratchDirectory("lock")
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -88,10 +88,15 @@ public final class RouterObserver: Sendable {
         stages.flatMap { status -> [String] in
             var reasons: [String] = []
             if case .degraded(let reason) = status.health.current { reasons.append("\(status.path): \(reason)") }
-            if let report = status.buffer?.report, report.fill > 0.9 {
-                reasons.append(
-                    "\(status.path): disk buffer \(Int(report.fill * 100))% of max_size "
-                        + "(\(Units.formatSize(report.bytes)) of \(Units.formatSize(report.maxSize)))")
+            if let report = status.buffer?.report {
+                if report.fill > 0.9 {
+                    reasons.append(
+                        "\(status.path): disk buffer \(Int(report.fill * 100))% of max_size "
+                            + "(\(Units.formatSize(report.bytes)) of \(Units.formatSize(report.maxSize)))")
+                }
+                if let failure = report.readFailure {
+                    reasons.append("\(status.path): disk buffer cannot be read (\(failure)); its entries stay on disk")
+                }
             }
             return reasons
         }
@@ -177,12 +182,17 @@ public struct DiskBufferReport: Sendable, Equatable {
     public var droppedFull: Int
     /// Appends wait for room (`max_size` reached or the disk full).
     public var isFull: Bool
+    /// Why the buffer cannot read what it holds (an I/O error on a segment), or nil: the entries stay on disk and
+    /// the output gets nothing more from it until routerd restarts.
+    public var readFailure: String?
 
     /// Makes a report.
     public init(
         path: String, bytes: Int, maxSize: Int, events: Int, records: Int, segments: Int, oldestNanos: Int64?,
-        newestNanos: Int64?, damage: Damage, replayedEvents: Int, droppedFull: Int, isFull: Bool
+        newestNanos: Int64?, damage: Damage, replayedEvents: Int, droppedFull: Int, isFull: Bool,
+        readFailure: String? = nil
     ) {
+        self.readFailure = readFailure
         self.path = path
         self.bytes = bytes
         self.maxSize = maxSize

@@ -1,6 +1,7 @@
 import Logging
 package import RouterCore
 import RouterSupport
+import Synchronization
 
 /// A disk-buffered output's source: an appender thread moves batches from the output's queue into the
 /// ``DiskBuffer`` (answering their senders once they are durable, per `sync`), and the output's driver takes them
@@ -67,7 +68,16 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
     // MARK: OutputSource
 
     package func take(maxEvents: Int, minEvents: Int, timeout: Duration?) -> OutputQueue.Take {
-        buffer.take(maxEvents: maxEvents, minEvents: minEvents, timeout: timeout)
+        let taken = buffer.take(maxEvents: maxEvents, minEvents: minEvents, timeout: timeout)
+        if let failure = buffer.failure, !readFailureReported.exchange(true, ordering: .relaxed) {
+            // /health and /stats say so too (the buffer's report carries it).
+            context.logger.error(
+                "disk buffer cannot be read; its entries stay on disk until routerd restarts",
+                metadata: [
+                    "buffer": "\(buffer.directory)", "error": "\(failure)", "events_kept": "\(buffer.report.events)",
+                ])
+        }
+        return taken
     }
 
     package func waitUntilClosed(deadlineNanos: Int64) -> Bool {
@@ -79,6 +89,9 @@ package final class BufferedSource: OutputSource, @unchecked Sendable {
     package var keepsUnsettled: Bool { true }
 
     // MARK: The appender
+
+    /// Whether a read failure was logged (once).
+    private let readFailureReported = Atomic<Bool>(false)
 
     // The appender thread's own state.
     private var awaitingSync: [Batch] = []

@@ -826,7 +826,8 @@ package final class DiskBuffer: DiskBufferReporting, @unchecked Sendable {
                 segments: segments.count,
                 oldestNanos: unsettledEvents > 0 ? oldest : nil,
                 newestNanos: unsettledEvents > 0 ? segments.last { $0.records > 0 }?.lastReceivedNanos : nil,
-                damage: damage, replayedEvents: replayedEvents, droppedFull: droppedFull, isFull: full)
+                damage: damage, replayedEvents: replayedEvents, droppedFull: droppedFull, isFull: full,
+                readFailure: failed)
         }
     }
 }
