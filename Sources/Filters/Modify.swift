@@ -109,7 +109,7 @@ public final class Modify: FilterStage {
         editor.oneByOne = stepByStep
         var datedNanos = batch.receivedAtNanos
         var index = 0
-        let rewritten = batch.rewriting { entry, out in
+        let rewritten = batch.rewritingByAppending { entry, out in
             defer { index += 1 }
             // Each entry is dated by its own arrival (the kernel's receive time of its datagram).
             if plan.needsReceivedAt {

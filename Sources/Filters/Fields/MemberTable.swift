@@ -30,10 +30,11 @@ struct MemberSpan {
 /// The pass checks the object as strictly as ``JSONWalk`` does (nested values included), but keeps no closure and
 /// no reference counting per member; the storage is kept from entry to entry and grows only for wider objects.
 final class MemberTable {
-    private(set) var spans: UnsafeMutablePointer<MemberSpan>
-    private var capacity: Int
+    // Read and written only by the thread that owns the scratch space: no dynamic exclusivity checks per member.
+    @exclusivity(unchecked) private(set) var spans: UnsafeMutablePointer<MemberSpan>
+    @exclusivity(unchecked) private var capacity: Int
     /// Members recorded by the last ``index(_:object:depth:)``.
-    private(set) var count = 0
+    @exclusivity(unchecked) private(set) var count = 0
 
     init(capacity: Int = 32) {
         self.capacity = capacity
@@ -112,10 +113,10 @@ final class MemberTable {
 /// Scratch space for reading fields of entries on one thread: a ``MemberTable`` per nesting depth and, per node of
 /// a ``NameTree``, which member named it. Make one per batch (a stage may run on several threads at once).
 final class WalkScratch {
-    private var tables: [MemberTable] = []
+    @exclusivity(unchecked) private var tables: [MemberTable] = []
     /// By node of the tree being read: the index of the last member that names it, or -1.
-    private(set) var found: UnsafeMutablePointer<Int>
-    private var nodes: Int
+    @exclusivity(unchecked) private(set) var found: UnsafeMutablePointer<Int>
+    @exclusivity(unchecked) private var nodes: Int
 
     init(nodes: Int) {
         self.nodes = max(1, nodes)

@@ -137,20 +137,32 @@ public struct Batch: Sendable {
     /// `host` and `app` spans are cleared (they pointed into the old bytes); an unchanged one's move with it.
     /// One allocation for the new bytes of the whole batch.
     public func rewriting(_ rewrite: (_ entry: UnsafeRawBufferPointer, _ output: inout [UInt8]) -> Bool) -> Batch {
+        var scratch: [UInt8] = []
+        return rewritingByAppending { entry, output in
+            scratch.removeAll(keepingCapacity: true)
+            guard rewrite(entry, &scratch) else { return false }
+            output.append(contentsOf: scratch)
+            return true
+        }
+    }
+
+    /// ``rewriting(_:)`` without the intermediate buffer: `rewrite` appends the new bytes to the end of `output`,
+    /// which holds the entries before it (it must append nothing when it returns false).
+    package func rewritingByAppending(
+        _ rewrite: (_ entry: UnsafeRawBufferPointer, _ output: inout [UInt8]) -> Bool
+    ) -> Batch {
         var copy = self
         var newBytes: [UInt8] = []
         newBytes.reserveCapacity(bytes.count + events.count * 32)
-        var scratch: [UInt8] = []
         for index in events.indices {
             var event = events[index]
-            scratch.removeAll(keepingCapacity: true)
             let start = Int32(newBytes.count)
-            let changed = withBytes(of: event) { rewrite($0, &scratch) }
+            let changed = withBytes(of: event) { rewrite($0, &newBytes) }
             if changed {
-                newBytes.append(contentsOf: scratch)
                 event.host = .none
                 event.app = .none
             } else {
+                newBytes.removeSubrange(Int(start)...)
                 withBytes(of: event) { newBytes.append(contentsOf: $0) }
                 let shift = start - event.start
                 if event.host.isPresent { event.host.start += shift }
