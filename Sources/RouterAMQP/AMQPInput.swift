@@ -21,7 +21,7 @@ public final class AMQPInput: InputStage {
         type: "amqp",
         summary: "Consumes a RabbitMQ queue; acks each message once every output downstream wrote it.",
         options: [
-            AMQPStageOptions.url,
+            AMQPStageOptions.url, AMQPStageOptions.urls,
             queue,
             declare,
             AMQPQueueArguments.option,
@@ -40,6 +40,8 @@ public final class AMQPInput: InputStage {
                     + "when the connection broke): they may have been written already (at-least-once)."),
             CounterDeclaration("reconnects", "Connections made again after a lost one."),
             CounterDeclaration("connect_failures", "Connection attempts that failed."),
+            CounterDeclaration(
+                "failovers", "Connections made to another broker of `urls` than the one before (after a loss)."),
         ],
         example: StageExample(
             """
@@ -85,7 +87,7 @@ public final class AMQPInput: InputStage {
             "batch_max_events", .integer(1...65535), .defaultValue(.integer(512)),
             "Most messages in one batch (one read of what has arrived)."))
 
-    private let url: AMQPURL
+    private let urls: [AMQPURL]
     private let tls: AMQPTLS
     private let queue: String
     private let declare: Bool
@@ -104,7 +106,7 @@ public final class AMQPInput: InputStage {
     /// Reads the options; connecting happens on the input's thread.
     public init(context: StageContext) throws {
         let options = context.options
-        url = try AMQPStageOptions.url(from: options)
+        urls = try AMQPStageOptions.urls(from: options)
         tls = try AMQPStageOptions.tls(from: options)
         queue = try options.value(AMQPInput.queue)
         declare = try options.value(AMQPInput.declare)
@@ -152,6 +154,7 @@ public final class AMQPInput: InputStage {
         let input: AMQPInput
         let emitter: InputEmitter
         var connection: AMQPConnection?
+        var brokers: AMQPBrokers
         var generation = 0
         var everConnected = false
         /// The connection's outages: health, the log lines, the backoff between attempts.
@@ -169,10 +172,12 @@ public final class AMQPInput: InputStage {
         let redelivered: Counter
         let reconnects: Counter
         let connectFailures: Counter
+        let failovers: Counter
 
         init(input: AMQPInput, emitter: InputEmitter) {
             self.input = input
             self.emitter = emitter
+            brokers = AMQPBrokers(input.urls)
             outage = OutageReporter(context: input.context, backoffMax: input.backoffMax)
             requeueBackoff = Backoff(max: input.backoffMax)
             let counters = input.context.counters
@@ -182,6 +187,7 @@ public final class AMQPInput: InputStage {
             redelivered = counters.counter("redelivered")
             reconnects = counters.counter("reconnects")
             connectFailures = counters.counter("connect_failures")
+            failovers = counters.counter("failovers")
         }
 
         mutating func run() {
@@ -221,18 +227,25 @@ public final class AMQPInput: InputStage {
                 return
             }
             do {
-                let connection = try AMQPConnection(
-                    url: input.url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
-                if input.declare { try connection.declareQueue(input.queue, arguments: input.queueArguments) }
-                try connection.setPrefetch(input.prefetch)
-                try connection.consume(queue: input.queue)
-                self.connection = connection
+                let input = input
+                let connected = try brokers.connect { url in
+                    let connection = try AMQPConnection(
+                        url: url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
+                    if input.declare { try connection.declareQueue(input.queue, arguments: input.queueArguments) }
+                    try connection.setPrefetch(input.prefetch)
+                    try connection.consume(queue: input.queue)
+                    return connection
+                }
+                self.connection = connected.connection
                 generation += 1
                 // Deliveries of the broken connection are back in the queue; their acks would be refused.
                 outstanding.removeAll()
                 let metadata: Logger.Metadata = [
-                    "url": "\(input.url)", "queue": "\(input.queue)", "prefetch": "\(input.prefetch)",
+                    "url": "\(connected.url)", "queue": "\(input.queue)", "prefetch": "\(input.prefetch)",
                 ]
+                brokers.report(
+                    connected, logger: input.context.logger, health: input.context.health,
+                    metadata: ["queue": "\(input.queue)"], failovers: failovers)
                 if everConnected {
                     reconnects.add()
                     outage.recovered("connected again", metadata: metadata)
@@ -249,12 +262,15 @@ public final class AMQPInput: InputStage {
 
         mutating func lost(_ error: AMQPError) {
             connection = nil
+            let url = brokers.inUse
+            brokers.lost()
+            input.context.health.setNote(brokers.note)
             outage.failed(
                 "connection lost; reconnecting (unacknowledged messages are redelivered)", reason: error.message,
-                metadata: metadata)
+                metadata: ["url": "\(url)", "queue": "\(input.queue)"])
         }
 
-        var metadata: Logger.Metadata { ["url": "\(input.url)", "queue": "\(input.queue)"] }
+        var metadata: Logger.Metadata { ["url": "\(brokers.inUse)", "queue": "\(input.queue)"] }
 
         /// Reads what has arrived (up to batch_max_events) as one batch and sends it through the graph.
         mutating func readBatch(from connection: AMQPConnection) throws {

@@ -19,7 +19,7 @@ public final class AMQPOutput: OutputStage {
         type: "amqp",
         summary: "Publishes each entry as a persistent RabbitMQ message; written once the broker confirms it.",
         options: [
-            AMQPStageOptions.url,
+            AMQPStageOptions.url, AMQPStageOptions.urls,
             exchange,
             exchangeType,
             routingKey,
@@ -44,6 +44,8 @@ public final class AMQPOutput: OutputStage {
                     + "(at-least-once; same message_id)."),
             CounterDeclaration("reconnects", "Connections made again after a lost one."),
             CounterDeclaration("connect_failures", "Connection attempts that failed."),
+            CounterDeclaration(
+                "failovers", "Connections made to another broker of `urls` than the one before (after a loss)."),
         ],
         example: StageExample(
             """
@@ -98,7 +100,7 @@ public final class AMQPOutput: OutputStage {
     /// Reads and checks the options; connecting happens on the output's thread.
     public init(context: StageContext) throws {
         let options = context.options
-        let url = try AMQPStageOptions.url(from: options)
+        let urls = try AMQPStageOptions.urls(from: options)
         let exchange = try options.value(AMQPOutput.exchange)
         let queue = try options.value(AMQPOutput.queue)
         let routingKey = try options.value(AMQPOutput.routingKey) ?? queue
@@ -112,7 +114,7 @@ public final class AMQPOutput: OutputStage {
                     + "routing_key out, or set an exchange")
         }
         settings = PublisherSettings(
-            url: url, tls: try AMQPStageOptions.tls(from: options), exchange: exchange,
+            urls: urls, tls: try AMQPStageOptions.tls(from: options), exchange: exchange,
             exchangeType: try options.value(AMQPOutput.exchangeType),
             routingKey: routingKey, queue: queue, queueArguments: try AMQPQueueArguments.arguments(options),
             contentType: try options.value(AMQPOutput.contentType),
@@ -141,7 +143,7 @@ public final class AMQPOutput: OutputStage {
 }
 
 struct PublisherSettings: Sendable {
-    let url: AMQPURL
+    let urls: [AMQPURL]
     let tls: AMQPTLS
     let exchange: String
     let exchangeType: String?
@@ -173,6 +175,7 @@ private struct Publisher: OutputWriter {
     let context: StageContext
     let idPrefix: [UInt8]
     var connection: AMQPConnection?
+    var brokers: AMQPBrokers
     var everConnected = false
     var inFlight: [InFlight] = []
     /// Every tag up to this one is answered (acked or nacked).
@@ -190,10 +193,12 @@ private struct Publisher: OutputWriter {
     let retried: Counter
     let reconnects: Counter
     let connectFailures: Counter
+    let failovers: Counter
 
     init(settings: PublisherSettings, context: StageContext) {
         self.settings = settings
         self.context = context
+        brokers = AMQPBrokers(settings.urls)
         idPrefix = Array(String(UInt64.random(in: 0...UInt64.max), radix: 36).utf8) + [UInt8(ascii: "-")]
         let counters = context.counters
         published = counters.counter("published")
@@ -202,32 +207,23 @@ private struct Publisher: OutputWriter {
         retried = counters.counter("retried")
         reconnects = counters.counter("reconnects")
         connectFailures = counters.counter("connect_failures")
+        failovers = counters.counter("failovers")
     }
 
-    var outageMetadata: Logger.Metadata { ["url": "\(settings.url)"] }
+    var outageMetadata: Logger.Metadata { ["url": "\(brokers.inUse)"] }
 
+    /// Connects to the first broker of the list that answers (from where the last connect left off) and declares
+    /// what must exist there.
     mutating func open() throws {
-        let connection: AMQPConnection
+        let connected: AMQPBrokers.Connected<AMQPConnection>
         do {
-            connection = try AMQPConnection(
-                url: settings.url, tls: settings.tls, heartbeat: settings.heartbeat,
-                timeout: settings.connectTimeout)
-            if let type = settings.exchangeType {
-                try connection.declareExchange(settings.exchange, type: type)
-            } else if !settings.exchange.isEmpty {
-                try connection.declareExchange(settings.exchange, type: nil)
-            }
-            if let queue = settings.queue {
-                try connection.declareQueue(queue, arguments: settings.queueArguments)
-                if !settings.exchange.isEmpty {
-                    try connection.bindQueue(queue, exchange: settings.exchange, routingKey: settings.routingKey)
-                }
-            }
-            try connection.enableConfirms()
+            let settings = settings
+            connected = try brokers.connect { url in try Publisher.connect(to: url, settings) }
         } catch {
             connectFailures.add()
             throw error
         }
+        let connection = connected.connection
         self.connection = connection
         blockedReason = nil
         answeredThrough = 0
@@ -236,15 +232,39 @@ private struct Publisher: OutputWriter {
         if everConnected {
             reconnects.add()
         } else {
-            context.logger.info("connected", metadata: ["url": "\(settings.url)"])
+            context.logger.info("connected", metadata: ["url": "\(connected.url)"])
         }
+        brokers.report(
+            connected, logger: context.logger, health: context.health, metadata: [:], failovers: failovers)
         everConnected = true
     }
 
+    /// A connection to `url` with the exchange, queue and binding declared and confirms on.
+    private static func connect(to url: AMQPURL, _ settings: PublisherSettings) throws -> AMQPConnection {
+        let connection = try AMQPConnection(
+            url: url, tls: settings.tls, heartbeat: settings.heartbeat, timeout: settings.connectTimeout)
+        if let type = settings.exchangeType {
+            try connection.declareExchange(settings.exchange, type: type)
+        } else if !settings.exchange.isEmpty {
+            try connection.declareExchange(settings.exchange, type: nil)
+        }
+        if let queue = settings.queue {
+            try connection.declareQueue(queue, arguments: settings.queueArguments)
+            if !settings.exchange.isEmpty {
+                try connection.bindQueue(queue, exchange: settings.exchange, routingKey: settings.routingKey)
+            }
+        }
+        try connection.enableConfirms()
+        return connection
+    }
+
+    /// After a lost connection (and at the end): the next ``open()`` starts at the broker after this one.
     mutating func close() {
         connection?.close()
         connection = nil
         inFlight.removeAll()
+        brokers.lost()
+        context.health.setNote(brokers.note)
     }
 
     /// Publishes every event of the group; confirms arrive through ``collect(timeout:)``. While the broker blocks
@@ -264,7 +284,7 @@ private struct Publisher: OutputWriter {
         for batch in group.batches {
             for event in batch.events {
                 if !connection.waitWritable(timeoutMillis: 0), !connection.waitWritable(timeoutMillis: stallMillis) {
-                    throw AMQPError("\(settings.url) took no bytes for \(settings.confirmTimeout) (confirm_timeout)")
+                    throw AMQPError("\(brokers.inUse) took no bytes for \(settings.confirmTimeout) (confirm_timeout)")
                 }
                 let idLength = formatID(group.firstEventNumber + UInt64(offset) + 1, into: &idBuffer)
                 let tag = try idBuffer.withUnsafeBytes { idBytes in
@@ -308,14 +328,14 @@ private struct Publisher: OutputWriter {
             if blockedReason == nil {
                 context.logger.warning(
                     "the broker blocked publishing; entries wait in the queue until it unblocks",
-                    metadata: ["url": "\(settings.url)", "reason": "\(reason)"])
+                    metadata: ["url": "\(brokers.inUse)", "reason": "\(reason)"])
             }
             blockedReason = reason
             // Said at once, not only when the next group is handed back: what is in flight waits for the unblock.
             context.health.set(.degraded("the broker blocks publishing (\(reason)); waiting for it to unblock"))
         case .unblocked:
             if blockedReason != nil {
-                context.logger.info("the broker unblocked publishing", metadata: ["url": "\(settings.url)"])
+                context.logger.info("the broker unblocked publishing", metadata: ["url": "\(brokers.inUse)"])
                 context.health.set(.ok)
             }
             blockedReason = nil
@@ -350,7 +370,7 @@ private struct Publisher: OutputWriter {
         if let oldest = inFlight.first,
             monotonicNanos() - oldest.publishedAtNanos > settings.confirmTimeout.nanoseconds
         {
-            throw AMQPError("no confirm from \(settings.url) within \(settings.confirmTimeout)")
+            throw AMQPError("no confirm from \(brokers.inUse) within \(settings.confirmTimeout)")
         }
         var wait = timeout
         while let event = try connection.poll(timeout: wait) {

@@ -64,6 +64,21 @@ final class RabbitMQNode: Sendable {
     /// Stops the node (its data stays).
     func stop() throws { _ = try Self.run(["stop", directory.path]) }
 
+    /// Kills the node's server with SIGKILL (no goodbye to its clients, as when its machine dies) and waits until
+    /// it is gone; its data stays, so ``restart()`` brings back what it had stored.
+    func kill() throws {
+        let pidFile = directory.appendingPathComponent("node.pid")
+        let text = try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let pid = pid_t(text), pid > 0 else { throw TestFailure("no pid in \(pidFile.path): '\(text)'") }
+        guard Glibc.kill(pid, SIGKILL) == 0 else { throw TestFailure("kill -9 \(pid) failed: errno \(errno)") }
+        try waitUntil("the killed node's process is gone", timeout: 30) { Glibc.kill(pid, 0) != 0 ? true : nil }
+        // A stale pid file would make the next start's `rabbitmqctl wait` watch the dead process.
+        try? FileManager.default.removeItem(at: pidFile)
+    }
+
+    /// The node's AMQP port.
+    var port: Int { Int(url.split(separator: ":").last?.split(separator: "/").first ?? "") ?? 0 }
+
     /// Starts a stopped node again on the same ports with the same data.
     func restart() throws { _ = try Self.run(["start", directory.path]) }
 
