@@ -38,6 +38,10 @@ public final class AMQPInput: InputStage {
                 "redelivered",
                 "Messages the broker delivered again (their earlier delivery was not acknowledged, for example "
                     + "when the connection broke): they may have been written already (at-least-once)."),
+            CounterDeclaration(
+                "redelivered_entries",
+                "Entries in the messages counted as `redelivered` (more than them when messages hold several "
+                    + "entries, `application/x-ndjson`): the bound on copies downstream."),
             CounterDeclaration("reconnects", "Connections made again after a lost one."),
             CounterDeclaration("connect_failures", "Connection attempts that failed."),
             CounterDeclaration(
@@ -85,7 +89,10 @@ public final class AMQPInput: InputStage {
     static let batchMaxEvents = StageOption<Int>(
         OptionDeclaration(
             "batch_max_events", .integer(1...65535), .defaultValue(.integer(512)),
-            "Most messages in one batch (one read of what has arrived)."))
+            "Most entries in one batch (one read of what has arrived); a message of several entries "
+                + "(`application/x-ndjson`, from an output's `batch_per_message`) is never cut, so a batch may "
+                + "hold more. Each such message is split into its lines, one entry each, and acknowledged only "
+                + "when all of them are written (refused with requeue when any is not)."))
 
     private let urls: [AMQPURL]
     private let tls: AMQPTLS
@@ -170,6 +177,7 @@ public final class AMQPInput: InputStage {
         let acked: Counter
         let requeued: Counter
         let redelivered: Counter
+        let redeliveredEntries: Counter
         let reconnects: Counter
         let connectFailures: Counter
         let failovers: Counter
@@ -185,6 +193,7 @@ public final class AMQPInput: InputStage {
             acked = counters.counter("acked")
             requeued = counters.counter("requeued")
             redelivered = counters.counter("redelivered")
+            redeliveredEntries = counters.counter("redelivered_entries")
             reconnects = counters.counter("reconnects")
             connectFailures = counters.counter("connect_failures")
             failovers = counters.counter("failovers")
@@ -279,6 +288,8 @@ public final class AMQPInput: InputStage {
             var firstTag: UInt64 = 0
             var lastTag: UInt64 = 0
             var again = 0
+            var againEntries = 0
+            var messages = 0
             var bodies = bytes
             while batch.count < input.batchMax {
                 guard
@@ -288,20 +299,40 @@ public final class AMQPInput: InputStage {
                 let start = batch.bytes.count
                 batch.bytes.append(contentsOf: bodies)
                 bodies.removeAll(keepingCapacity: true)
-                batch.events.append(
-                    Event(start: Int32(start), count: Int32(batch.bytes.count - start), flags: .tracked))
+                let before = batch.count
+                if delivery.holdsEntryLines {
+                    // batch_per_message: one entry a line. They share the message's fate: the batch's one tracker
+                    // acks it once all are written, or refuses it (requeue) when any is not.
+                    appendLines(of: start..<batch.bytes.count, to: &batch)
+                } else {
+                    batch.events.append(
+                        Event(start: Int32(start), count: Int32(batch.bytes.count - start), flags: .tracked))
+                }
+                messages += 1
                 if firstTag == 0 { firstTag = delivery.tag }
                 lastTag = delivery.tag
-                if delivery.redelivered { again += 1 }
+                if delivery.redelivered {
+                    again += 1
+                    againEntries += batch.count - before
+                }
             }
             bytes = bodies
-            guard !batch.isEmpty else { return }
-            received.add(batch.count)
-            if again > 0 { redelivered.add(again) }
+            guard messages > 0 else { return }
+            received.add(messages)
+            if again > 0 {
+                redelivered.add(again)
+                redeliveredEntries.add(againEntries)
+            }
+            guard !batch.isEmpty else {
+                // Messages with no entry at all (an empty ndjson body): nothing to write, so acknowledged.
+                try connection.ack(lastTag, multiple: true)
+                acked.add(messages)
+                return
+            }
             let generation = generation
             let batchLastTag = lastTag
             outstanding.append(
-                Outstanding(generation: generation, firstTag: firstTag, lastTag: batchLastTag, count: batch.count))
+                Outstanding(generation: generation, firstTag: firstTag, lastTag: batchLastTag, count: messages))
             let input = input
             let tracker = DeliveryTracker { outcome in
                 input.settled.withLock {
@@ -311,6 +342,28 @@ public final class AMQPInput: InputStage {
             }
             batch.trackers = [tracker]
             emitter.emit(batch)
+        }
+
+        /// The lines of `range` (an `application/x-ndjson` body) as events; empty lines (and a CR before a LF) are
+        /// left out.
+        func appendLines(of range: Range<Int>, to batch: inout Batch) {
+            var lineStart = range.lowerBound
+            var index = range.lowerBound
+            func line(_ end: Int) {
+                var last = end
+                if last > lineStart, batch.bytes[last - 1] == UInt8(ascii: "\r") { last -= 1 }
+                if last > lineStart {
+                    batch.events.append(Event(start: Int32(lineStart), count: Int32(last - lineStart), flags: .tracked))
+                }
+            }
+            while index < range.upperBound {
+                if batch.bytes[index] == UInt8(ascii: "\n") {
+                    line(index)
+                    lineStart = index + 1
+                }
+                index += 1
+            }
+            line(range.upperBound)
         }
 
         /// Acknowledges (or refuses) settled batches in delivery order: one frame per batch.
