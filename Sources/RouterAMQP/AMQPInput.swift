@@ -324,9 +324,12 @@ public final class AMQPInput: InputStage {
                 redeliveredEntries.add(againEntries)
             }
             guard !batch.isEmpty else {
-                // Messages with no entry at all (an empty ndjson body): nothing to write, so acknowledged.
-                try connection.ack(lastTag, multiple: true)
-                acked.add(messages)
+                // Messages with no entry at all (an empty ndjson body): nothing to write, so acknowledged, in
+                // order behind the batches still out.
+                outstanding.append(
+                    Outstanding(
+                        generation: generation, firstTag: firstTag, lastTag: lastTag, count: messages,
+                        outcome: .notRouted))
                 return
             }
             let generation = generation

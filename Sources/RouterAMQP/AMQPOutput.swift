@@ -351,6 +351,7 @@ private struct Publisher: OutputWriter {
         var starts: [Int] = []
         var gathered = 0
         var offset = 0
+        lines.removeAll(keepingCapacity: true)  // what a publish that threw left
         func sent(_ tag: UInt64) {
             if firstTag == 0 { firstTag = tag }
             lastTag = tag
@@ -359,14 +360,16 @@ private struct Publisher: OutputWriter {
             guard gathered > 0 else { return }
             let start = offset - gathered
             starts.append(start)
-            var body = lines
+            // Taken out while it is published (publish needs self), and put back with its capacity.
+            var body: [UInt8] = []
+            swap(&body, &lines)
             let tag = try body.withUnsafeBytes { bytes in
                 try publish(
                     bytes, contentType: AMQPDelivery.entryLinesType, number: group.firstEventNumber + UInt64(start))
             }
-            sent(tag)
             body.removeAll(keepingCapacity: true)
-            lines = body
+            swap(&body, &lines)
+            sent(tag)
             gathered = 0
         }
         for batch in group.batches {
