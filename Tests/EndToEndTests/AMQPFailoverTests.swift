@@ -110,4 +110,81 @@ struct AMQPFailoverTests {
         let dropped = published["events_dropped"] as? [String: Any] ?? [:]
         #expect(dropped.values.allSatisfy { ($0 as? [String: Int])?.values.allSatisfy { $0 == 0 } ?? true })
     }
+
+    /// Entries of the cluster test: ROUTERD_CLUSTER_TEST_ENTRIES, 30,000 unless set (CI); the issue's full run is
+    /// ROUTERD_CLUSTER_TEST_ENTRIES=200000.
+    static var clusterEntries: Int {
+        Int(ProcessInfo.processInfo.environment["ROUTERD_CLUSTER_TEST_ENTRIES"] ?? "") ?? 30_000
+    }
+
+    @Test func amqp_whenTheConnectedNodeOfAClusterIsKilledAndRestarted_everyEntryArrivesThroughAQuorumQueue() throws {
+        let nodes = try RabbitMQNode.startCluster()
+        defer { RabbitMQNode.stopCluster(nodes) }
+        let total = Self.clusterEntries
+        let queue = RabbitMQNode.queueName("cluster")
+        let urls = nodes.map { "\"\($0.url)\"" }.joined(separator: ", ")
+        let ingestDirectory = try TestPaths.temporaryDirectory()
+        let storeDirectory = try TestPaths.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: ingestDirectory)
+            try? FileManager.default.removeItem(at: storeDirectory)
+        }
+        let arguments = "queue_arguments: {x-queue-type: quorum}"
+        let ingest = try RouterdProcess(
+            config: """
+                inputs:
+                  udp_in: {type: udp, address: 127.0.0.1, port: 0, receive_buffer_bytes: 16MiB}
+                outputs:
+                  to_broker:
+                    type: amqp
+                    inputs: [udp_in]
+                    urls: [\(urls)]
+                    queue: \(queue)
+                    \(arguments)
+                    queue_max_events: 400000
+                    reconnect_backoff_max: 1s
+                    heartbeat: 2s
+                  stats: {type: http_stats, inputs: [udp_in], port: 0, when_full: drop_newest}
+                """, directory: ingestDirectory)
+        let connected = try ingest.waitForLog("connected", timeout: 60)
+        let url = try #require(connected.first?["url"] as? String)
+        let killed = try #require(nodes.firstIndex { url.contains(":\($0.port)/") }, "connected to \(url)")
+        let store = try RouterdProcess(
+            config: """
+                inputs:
+                  from_broker: {type: amqp, urls: [\(urls)], queue: \(queue), \(arguments), reconnect_backoff_max: 1s}
+                outputs:
+                  out: {type: file, inputs: [from_broker], path: out.jsonl}
+                  stats: {type: http_stats, inputs: [from_broker], port: 0, when_full: drop_newest}
+                """, directory: storeDirectory)
+        try store.waitForLog("consuming", timeout: 60)
+        let port = try ingest.listeningPort(stage: "udp_in")
+        let client = try UDPClient()
+        let output = storeDirectory.appendingPathComponent("out.jsonl")
+        let third = total / 3
+        client.send(AMQPTests.entries(0..<third), port: port, burst: 200)
+        try nodes[killed].kill()
+        client.send(AMQPTests.entries(third..<2 * third), port: port, burst: 200)
+        let failover = try ingest.waitForLog("failed over to another broker", timeout: 60)
+        #expect(failover.first?["from"] as? String == url)
+        let notes = try Self.healthNotes(ingest)
+        #expect(notes.contains { $0.contains("failovers: 1, last from \(url)") }, "\(notes)")
+        try nodes[killed].restart()
+        client.send(AMQPTests.entries(2 * third..<total), port: port, burst: 200)
+
+        try waitUntil("all \(total) sequences in the store's file", timeout: 240) {
+            Set(fileLines(output).compactMap(sequenceOf)).count == total ? true : nil
+        }
+        let published = try AMQPTests.counters(ingest, stage: "to_broker")
+        let consumed = try AMQPTests.counters(store, stage: "from_broker")
+        #expect(try ingest.terminate() == 0)
+        #expect(try store.terminate() == 0)
+        let sequences = fileLines(output).compactMap(sequenceOf)
+        #expect(Set(sequences) == Set(0..<total), "nothing lost")
+        let copies = sequences.count - total
+        let retried = published["retried"] as? Int ?? 0
+        let redelivered = consumed["redelivered"] as? Int ?? 0
+        #expect(copies <= retried + redelivered, "copies \(copies), retried \(retried), redelivered \(redelivered)")
+        #expect(published["failovers"] as? Int ?? 0 >= 1)
+    }
 }

@@ -56,6 +56,30 @@ final class RabbitMQNode: Sendable {
         return RabbitMQNode(directory: directory, url: url, ownsDirectory: true)
     }
 
+    /// Starts a three-node cluster (scripts/rabbitmq-cluster.sh: one epmd, one cookie, joined) in a temporary
+    /// directory (about a minute); stop it with ``stopCluster(_:)``.
+    static func startCluster() throws -> [RabbitMQNode] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "routerd-rabbitmq-cluster-\(UUID().uuidString.prefix(8))")
+        let (status, output) = try Spawn.run("/bin/bash", [clusterScript, "start", directory.path])
+        guard status == 0 else { throw TestFailure("rabbitmq-cluster.sh start failed:\n\(output)") }
+        let urls = output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("amqp://") }
+        guard urls.count == 3 else { throw TestFailure("rabbitmq-cluster.sh printed \(urls)") }
+        return urls.enumerated().map { index, url in
+            RabbitMQNode(
+                directory: directory.appendingPathComponent("node\(index + 1)"), url: url, ownsDirectory: false)
+        }
+    }
+
+    /// Stops a cluster of ``startCluster()`` and removes its directory, ignoring errors.
+    static func stopCluster(_ nodes: [RabbitMQNode]) {
+        guard let root = nodes.first?.directory.deletingLastPathComponent() else { return }
+        _ = try? Spawn.run("/bin/bash", [clusterScript, "stop", root.path])
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    private static let clusterScript = TestPaths.packageRoot.appendingPathComponent("scripts/rabbitmq-cluster.sh").path
+
     /// The url with another password, for the login-refused tests.
     func url(password: String) -> String {
         url.replacingOccurrences(of: ":routerd-test@", with: ":\(password)@")
