@@ -7,6 +7,8 @@ examples/diode-store.yaml routers (their own queue and database), sends BENCH_TO
 (200,000 by default) with `routerd send --format diode --rate R`, and waits until PostgreSQL holds them all (or
 nothing new arrives for 30 s). It reports how long the last row took, the CPU time and peak RSS of each router,
 the CPU time of the broker and the database, and checks with SQL that every message sent (its numbered text) is stored exactly once.
+`--batch-per-message 1,100` runs each rate once for each value of the ingest tier's `batch_per_message`
+(AMQP_BATCH_PER_MESSAGE): entries per AMQP message, which the store tier's `amqp` input splits again.
 
 Everything shares the machine: on 2 cores the broker (persistent messages with publisher confirms) and the
 database are the larger part of the CPU. It builds nothing: `make bench-diode` builds the release binary first.
@@ -200,9 +202,9 @@ class Router:
         return self.process.returncode
 
 
-def bench_rate(args, servers, rate, index):
+def bench_rate(args, servers, rate, index, batch_per_message=1):
     directory = tempfile.mkdtemp(prefix="routerd-bench-diode-run-")
-    name = f"bench_{index}_{rate}"
+    name = f"bench_{index}_{rate}_{batch_per_message}"
     database_url = servers.fresh_database(name)
     # The store creates the seed's table itself (client_id INT): `routerd send` sends the seed client's messages.
     udp_port = free_port(socket.SOCK_DGRAM)
@@ -211,7 +213,7 @@ def bench_rate(args, servers, rate, index):
         "SECRET_KEY": SECRET, "AMQP_URL": servers.amqp_url, "AMQP_QUEUE": name, "DATABASE_URL": database_url,
         "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(udp_port), "RCVBUF_SIZE": str(32 << 20),
         "INGEST_DASHBOARD_PORT": str(ingest_dashboard), "STORE_DASHBOARD_PORT": str(store_dashboard),
-        "LOG_DIR": os.path.join(directory, "logs"),
+        "LOG_DIR": os.path.join(directory, "logs"), "AMQP_BATCH_PER_MESSAGE": str(batch_per_message),
     }
     ingest = Router(args.binary, os.path.join(ROOT, "examples/diode-ingest.yaml"), directory, env)
     store = Router(args.binary, os.path.join(ROOT, "examples/diode-store.yaml"), directory, env)
@@ -258,6 +260,8 @@ def bench_rate(args, servers, rate, index):
     per_100k = 100_000 / args.total
     return {
         "offered_per_second": rate,
+        "batch_per_message": batch_per_message,
+        "amqp_messages": counter(store_stats, "from_broker", "received"),
         "sent": args.total,
         "send_seconds": round(sent_at - started, 3),
         "last_row_seconds": round(stored_at - started, 3),
@@ -282,13 +286,13 @@ def bench_rate(args, servers, rate, index):
 
 
 def format_table(rows):
-    header = ("| offered/s | stored/s | last row s |    sent |  stored | lost | copies | ingest CPU-s | "
+    header = ("| offered/s | per message | stored/s | last row s |    sent |  stored | lost | copies | ingest CPU-s | "
               "store CPU-s | broker CPU-s | db CPU-s | RSS MiB (in/store) |")
     lines = [header, "|" + "|".join("-" * (len(cell) - 1) + ":" for cell in header.split("|")[1:-1]) + "|"]
     for row in rows:
         rss = f"{row['ingest_rss_mib']} / {row['store_rss_mib']}"
         lines.append(
-            f"| {row['offered_per_second']:>9,} | {row['stored_per_second'] or 0:>8,} | {row['last_row_seconds']:>10} "
+            f"| {row['offered_per_second']:>9,} | {row['batch_per_message']:>11} | {row['stored_per_second'] or 0:>8,} | {row['last_row_seconds']:>10} "
             f"| {row['sent']:>7,} | {row['distinct_messages']:>7,} | {row['lost']:>4} | {row['copies']:>6} "
             f"| {row['ingest_cpu_s_per_100k']:>12} | {row['store_cpu_s_per_100k']:>11} "
             f"| {row['broker_cpu_s_per_100k']:>12} | {row['database_cpu_s_per_100k']:>8} | {rss:>18} |")
@@ -301,6 +305,8 @@ def main():
                         help="messages per second, comma separated (default 5k,10k,20k)")
     parser.add_argument("--total", type=int, default=int(os.environ.get("BENCH_TOTAL", "200000")),
                         help="messages per rate (default 200,000; BENCH_TOTAL)")
+    parser.add_argument("--batch-per-message", type=parse_rates, default=[1],
+                        help="the ingest tier's batch_per_message values, comma separated (default 1)")
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/routerd"))
     parser.add_argument("--output", default=os.path.join(ROOT, ".build/bench/bench-diode-results.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
@@ -311,9 +317,10 @@ def main():
     servers = Servers(args.keep)
     rows = []
     try:
-        for index, rate in enumerate(args.rates):
-            print(f"rate {rate:,}/s: {args.total:,} signed messages ...", file=sys.stderr)
-            row = bench_rate(args, servers, rate, index)
+        runs = [(rate, batch) for rate in args.rates for batch in args.batch_per_message]
+        for index, (rate, batch) in enumerate(runs):
+            print(f"rate {rate:,}/s, batch_per_message {batch}: {args.total:,} signed messages ...", file=sys.stderr)
+            row = bench_rate(args, servers, rate, index, batch)
             rows.append(row)
             print(f"  stored {row['distinct_messages']:,} in {row['last_row_seconds']} s, lost {row['lost']}, "
                   f"copies {row['copies']}", file=sys.stderr)

@@ -10,6 +10,9 @@
 #   scripts/rabbitmq-node.sh tls-url DIR        print the node's amqps:// url (a node started with RABBITMQ_TLS_CERTS)
 #   scripts/rabbitmq-node.sh tls-cert DIR NAME  serve NAME.pem / NAME.key of the certificate folder from now on
 #
+# Cluster mode (scripts/rabbitmq-cluster.sh): RABBITMQ_SHARED_EPMD_PORT and RABBITMQ_COOKIE at the first start make
+# the node use that epmd and that Erlang cookie, so that several nodes find each other and can join.
+#
 # TLS mode: with RABBITMQ_TLS_CERTS=CERTDIR (made by scripts/test-certs.sh) at the first start, the node also
 # listens for amqps:// on another free port of 127.0.0.1, with CERTDIR/server.pem, and requires a client
 # certificate from the test CA (CERTDIR/ca.pem).
@@ -21,7 +24,7 @@ RABBITMQ_BIN=${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 command="${1:-}"
 dir="${2:-}"
 if [ -z "$command" ] || [ -z "$dir" ]; then
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,19p' "$0" >&2
     exit 2
 fi
 
@@ -74,8 +77,14 @@ start() {
 RABBITMQ_NODENAME=routerd-test-$port@localhost
 RABBITMQ_NODE_PORT=$port
 RABBITMQ_DIST_PORT=$(free_port)
-ERL_EPMD_PORT=$(free_port)
+ERL_EPMD_PORT=${RABBITMQ_SHARED_EPMD_PORT:-$(free_port)}
+RABBITMQ_SHARED_EPMD=${RABBITMQ_SHARED_EPMD_PORT:+1}
 EOF
+        if [ -n "${RABBITMQ_COOKIE:-}" ]; then
+            # HOME is the node's directory: the Erlang cookie that the nodes of one cluster share.
+            printf '%s' "$RABBITMQ_COOKIE" >"$dir/.erlang.cookie"
+            chmod 400 "$dir/.erlang.cookie"
+        fi
         cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$port
 default_user = routerd
@@ -145,6 +154,8 @@ stop() {
 
 kill_epmd() {
     load_env
+    # A cluster's nodes share one epmd (scripts/rabbitmq-cluster.sh stops it after the last node).
+    [ -n "${RABBITMQ_SHARED_EPMD:-}" ] && return 0
     epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
 }
 

@@ -311,7 +311,13 @@ public final class AMQPConnection {
                 return nil
             case ROUTERD_AMQP_DELIVERY.rawValue:
                 body(UnsafeRawBufferPointer(start: envelope.message.body.bytes, count: envelope.message.body.len))
-                let delivery = AMQPDelivery(tag: envelope.delivery_tag, redelivered: envelope.redelivered != 0)
+                var delivery = AMQPDelivery(tag: envelope.delivery_tag, redelivered: envelope.redelivered != 0)
+                let properties = envelope.message.properties
+                if properties._flags & amqp_flags_t(AMQP_BASIC_CONTENT_TYPE_FLAG) != 0 {
+                    let type = properties.content_type
+                    delivery.contentType = String(
+                        decoding: UnsafeRawBufferPointer(start: type.bytes, count: type.len), as: UTF8.self)
+                }
                 amqp_destroy_envelope(&envelope)
                 return delivery
             case ROUTERD_AMQP_OTHER.rawValue, ROUTERD_AMQP_ACK.rawValue, ROUTERD_AMQP_NACK.rawValue,
@@ -447,6 +453,27 @@ public struct AMQPDelivery: Sendable, Equatable {
     public var tag: UInt64
     /// The broker delivered it before without an ack (so it may have been processed already).
     public var redelivered: Bool
+    /// The message's content_type property (empty when it has none).
+    public var contentType = ""
+
+    /// Makes a delivery.
+    public init(tag: UInt64, redelivered: Bool, contentType: String = "") {
+        self.tag = tag
+        self.redelivered = redelivered
+        self.contentType = contentType
+    }
+
+    /// Whether the body holds several entries, one a line (`application/x-ndjson`, what `batch_per_message`
+    /// publishes; parameters after `;` are ignored).
+    public var holdsEntryLines: Bool {
+        var media = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        while media.first == " " { media.removeFirst() }
+        while media.last == " " { media.removeLast() }
+        return media.lowercased() == AMQPDelivery.entryLinesType
+    }
+
+    /// `application/x-ndjson`: newline-delimited entries, one message many entries.
+    public static let entryLinesType = "application/x-ndjson"
 }
 
 extension String {

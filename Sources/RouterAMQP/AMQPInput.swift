@@ -21,7 +21,7 @@ public final class AMQPInput: InputStage {
         type: "amqp",
         summary: "Consumes a RabbitMQ queue; acks each message once every output downstream wrote it.",
         options: [
-            AMQPStageOptions.url,
+            AMQPStageOptions.url, AMQPStageOptions.urls,
             queue,
             declare,
             AMQPQueueArguments.option,
@@ -38,8 +38,14 @@ public final class AMQPInput: InputStage {
                 "redelivered",
                 "Messages the broker delivered again (their earlier delivery was not acknowledged, for example "
                     + "when the connection broke): they may have been written already (at-least-once)."),
+            CounterDeclaration(
+                "redelivered_entries",
+                "Entries in the messages counted as `redelivered` (more than them when messages hold several "
+                    + "entries, `application/x-ndjson`): the bound on copies downstream."),
             CounterDeclaration("reconnects", "Connections made again after a lost one."),
             CounterDeclaration("connect_failures", "Connection attempts that failed."),
+            CounterDeclaration(
+                "failovers", "Connections made to another broker of `urls` than the one before (after a loss)."),
         ],
         example: StageExample(
             """
@@ -83,9 +89,12 @@ public final class AMQPInput: InputStage {
     static let batchMaxEvents = StageOption<Int>(
         OptionDeclaration(
             "batch_max_events", .integer(1...65535), .defaultValue(.integer(512)),
-            "Most messages in one batch (one read of what has arrived)."))
+            "Most entries in one batch (one read of what has arrived); a message of several entries "
+                + "(`application/x-ndjson`, from an output's `batch_per_message`) is never cut, so a batch may "
+                + "hold more. Each such message is split into its lines, one entry each, and acknowledged only "
+                + "when all of them are written (refused with requeue when any is not)."))
 
-    private let url: AMQPURL
+    private let urls: [AMQPURL]
     private let tls: AMQPTLS
     private let queue: String
     private let declare: Bool
@@ -104,7 +113,7 @@ public final class AMQPInput: InputStage {
     /// Reads the options; connecting happens on the input's thread.
     public init(context: StageContext) throws {
         let options = context.options
-        url = try AMQPStageOptions.url(from: options)
+        urls = try AMQPStageOptions.urls(from: options)
         tls = try AMQPStageOptions.tls(from: options)
         queue = try options.value(AMQPInput.queue)
         declare = try options.value(AMQPInput.declare)
@@ -152,6 +161,7 @@ public final class AMQPInput: InputStage {
         let input: AMQPInput
         let emitter: InputEmitter
         var connection: AMQPConnection?
+        var brokers: AMQPBrokers
         var generation = 0
         var everConnected = false
         /// The connection's outages: health, the log lines, the backoff between attempts.
@@ -167,12 +177,15 @@ public final class AMQPInput: InputStage {
         let acked: Counter
         let requeued: Counter
         let redelivered: Counter
+        let redeliveredEntries: Counter
         let reconnects: Counter
         let connectFailures: Counter
+        let failovers: Counter
 
         init(input: AMQPInput, emitter: InputEmitter) {
             self.input = input
             self.emitter = emitter
+            brokers = AMQPBrokers(input.urls)
             outage = OutageReporter(context: input.context, backoffMax: input.backoffMax)
             requeueBackoff = Backoff(max: input.backoffMax)
             let counters = input.context.counters
@@ -180,8 +193,10 @@ public final class AMQPInput: InputStage {
             acked = counters.counter("acked")
             requeued = counters.counter("requeued")
             redelivered = counters.counter("redelivered")
+            redeliveredEntries = counters.counter("redelivered_entries")
             reconnects = counters.counter("reconnects")
             connectFailures = counters.counter("connect_failures")
+            failovers = counters.counter("failovers")
         }
 
         mutating func run() {
@@ -221,18 +236,25 @@ public final class AMQPInput: InputStage {
                 return
             }
             do {
-                let connection = try AMQPConnection(
-                    url: input.url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
-                if input.declare { try connection.declareQueue(input.queue, arguments: input.queueArguments) }
-                try connection.setPrefetch(input.prefetch)
-                try connection.consume(queue: input.queue)
-                self.connection = connection
+                let input = input
+                let connected = try brokers.connect { url in
+                    let connection = try AMQPConnection(
+                        url: url, tls: input.tls, heartbeat: input.heartbeat, timeout: input.connectTimeout)
+                    if input.declare { try connection.declareQueue(input.queue, arguments: input.queueArguments) }
+                    try connection.setPrefetch(input.prefetch)
+                    try connection.consume(queue: input.queue)
+                    return connection
+                }
+                self.connection = connected.connection
                 generation += 1
                 // Deliveries of the broken connection are back in the queue; their acks would be refused.
                 outstanding.removeAll()
                 let metadata: Logger.Metadata = [
-                    "url": "\(input.url)", "queue": "\(input.queue)", "prefetch": "\(input.prefetch)",
+                    "url": "\(connected.url)", "queue": "\(input.queue)", "prefetch": "\(input.prefetch)",
                 ]
+                brokers.report(
+                    connected, logger: input.context.logger, health: input.context.health,
+                    metadata: ["queue": "\(input.queue)"], failovers: failovers)
                 if everConnected {
                     reconnects.add()
                     outage.recovered("connected again", metadata: metadata)
@@ -249,12 +271,15 @@ public final class AMQPInput: InputStage {
 
         mutating func lost(_ error: AMQPError) {
             connection = nil
+            let url = brokers.inUse
+            brokers.lost()
+            input.context.health.setNote(brokers.note)
             outage.failed(
                 "connection lost; reconnecting (unacknowledged messages are redelivered)", reason: error.message,
-                metadata: metadata)
+                metadata: ["url": "\(url)", "queue": "\(input.queue)"])
         }
 
-        var metadata: Logger.Metadata { ["url": "\(input.url)", "queue": "\(input.queue)"] }
+        var metadata: Logger.Metadata { ["url": "\(brokers.inUse)", "queue": "\(input.queue)"] }
 
         /// Reads what has arrived (up to batch_max_events) as one batch and sends it through the graph.
         mutating func readBatch(from connection: AMQPConnection) throws {
@@ -263,6 +288,8 @@ public final class AMQPInput: InputStage {
             var firstTag: UInt64 = 0
             var lastTag: UInt64 = 0
             var again = 0
+            var againEntries = 0
+            var messages = 0
             var bodies = bytes
             while batch.count < input.batchMax {
                 guard
@@ -272,20 +299,43 @@ public final class AMQPInput: InputStage {
                 let start = batch.bytes.count
                 batch.bytes.append(contentsOf: bodies)
                 bodies.removeAll(keepingCapacity: true)
-                batch.events.append(
-                    Event(start: Int32(start), count: Int32(batch.bytes.count - start), flags: .tracked))
+                let before = batch.count
+                if delivery.holdsEntryLines {
+                    // batch_per_message: one entry a line. They share the message's fate: the batch's one tracker
+                    // acks it once all are written, or refuses it (requeue) when any is not.
+                    appendLines(of: start..<batch.bytes.count, to: &batch)
+                } else {
+                    batch.events.append(
+                        Event(start: Int32(start), count: Int32(batch.bytes.count - start), flags: .tracked))
+                }
+                messages += 1
                 if firstTag == 0 { firstTag = delivery.tag }
                 lastTag = delivery.tag
-                if delivery.redelivered { again += 1 }
+                if delivery.redelivered {
+                    again += 1
+                    againEntries += batch.count - before
+                }
             }
             bytes = bodies
-            guard !batch.isEmpty else { return }
-            received.add(batch.count)
-            if again > 0 { redelivered.add(again) }
+            guard messages > 0 else { return }
+            received.add(messages)
+            if again > 0 {
+                redelivered.add(again)
+                redeliveredEntries.add(againEntries)
+            }
+            guard !batch.isEmpty else {
+                // Messages with no entry at all (an empty ndjson body): nothing to write, so acknowledged, in
+                // order behind the batches still out.
+                outstanding.append(
+                    Outstanding(
+                        generation: generation, firstTag: firstTag, lastTag: lastTag, count: messages,
+                        outcome: .notRouted))
+                return
+            }
             let generation = generation
             let batchLastTag = lastTag
             outstanding.append(
-                Outstanding(generation: generation, firstTag: firstTag, lastTag: batchLastTag, count: batch.count))
+                Outstanding(generation: generation, firstTag: firstTag, lastTag: batchLastTag, count: messages))
             let input = input
             let tracker = DeliveryTracker { outcome in
                 input.settled.withLock {
@@ -295,6 +345,28 @@ public final class AMQPInput: InputStage {
             }
             batch.trackers = [tracker]
             emitter.emit(batch)
+        }
+
+        /// The lines of `range` (an `application/x-ndjson` body) as events; empty lines (and a CR before a LF) are
+        /// left out.
+        func appendLines(of range: Range<Int>, to batch: inout Batch) {
+            var lineStart = range.lowerBound
+            var index = range.lowerBound
+            func line(_ end: Int) {
+                var last = end
+                if last > lineStart, batch.bytes[last - 1] == UInt8(ascii: "\r") { last -= 1 }
+                if last > lineStart {
+                    batch.events.append(Event(start: Int32(lineStart), count: Int32(last - lineStart), flags: .tracked))
+                }
+            }
+            while index < range.upperBound {
+                if batch.bytes[index] == UInt8(ascii: "\n") {
+                    line(index)
+                    lineStart = index + 1
+                }
+                index += 1
+            }
+            line(range.upperBound)
         }
 
         /// Acknowledges (or refuses) settled batches in delivery order: one frame per batch.

@@ -19,13 +19,14 @@ public final class AMQPOutput: OutputStage {
         type: "amqp",
         summary: "Publishes each entry as a persistent RabbitMQ message; written once the broker confirms it.",
         options: [
-            AMQPStageOptions.url,
+            AMQPStageOptions.url, AMQPStageOptions.urls,
             exchange,
             exchangeType,
             routingKey,
             queue,
             AMQPQueueArguments.option,
             contentType,
+            batchPerMessage,
             maxInFlight,
             confirmTimeout,
             AMQPStageOptions.heartbeat, SharedOptions.connectTimeout,
@@ -44,6 +45,8 @@ public final class AMQPOutput: OutputStage {
                     + "(at-least-once; same message_id)."),
             CounterDeclaration("reconnects", "Connections made again after a lost one."),
             CounterDeclaration("connect_failures", "Connection attempts that failed."),
+            CounterDeclaration(
+                "failovers", "Connections made to another broker of `urls` than the one before (after a loss)."),
         ],
         example: StageExample(
             """
@@ -81,6 +84,17 @@ public final class AMQPOutput: OutputStage {
             "content_type", .string, .defaultValue(.string("application/json")),
             "The content_type property of every message."))
 
+    static let batchPerMessage = StageOption<Int>(
+        OptionDeclaration(
+            "batch_per_message", .integer(1...10_000), .defaultValue(.integer(1)),
+            "Entries per AMQP message. 1 (the default): one entry a message, with `content_type`, what the seed's "
+                + "consumer reads. More: up to this many entries in one message, one a line (newline-delimited), "
+                + "with content type `application/x-ndjson`, which an `amqp` input splits again; the last message "
+                + "of a write may hold fewer. RabbitMQ's cost is per message, so this multiplies what one broker "
+                + "takes; the entries of a message are confirmed, returned, retried and acknowledged together. An "
+                + "entry that is empty or holds a newline byte goes alone, with `content_type`, so that no line is "
+                + "split or lost. Consumers other than routerd must split such messages themselves."))
+
     static let maxInFlight = StageOption<Int>(
         OptionDeclaration(
             "max_in_flight", .integer(1...1_000_000), .defaultValue(.integer(10_000)),
@@ -98,7 +112,7 @@ public final class AMQPOutput: OutputStage {
     /// Reads and checks the options; connecting happens on the output's thread.
     public init(context: StageContext) throws {
         let options = context.options
-        let url = try AMQPStageOptions.url(from: options)
+        let urls = try AMQPStageOptions.urls(from: options)
         let exchange = try options.value(AMQPOutput.exchange)
         let queue = try options.value(AMQPOutput.queue)
         let routingKey = try options.value(AMQPOutput.routingKey) ?? queue
@@ -112,10 +126,11 @@ public final class AMQPOutput: OutputStage {
                     + "routing_key out, or set an exchange")
         }
         settings = PublisherSettings(
-            url: url, tls: try AMQPStageOptions.tls(from: options), exchange: exchange,
+            urls: urls, tls: try AMQPStageOptions.tls(from: options), exchange: exchange,
             exchangeType: try options.value(AMQPOutput.exchangeType),
             routingKey: routingKey, queue: queue, queueArguments: try AMQPQueueArguments.arguments(options),
             contentType: try options.value(AMQPOutput.contentType),
+            batchPerMessage: try options.value(AMQPOutput.batchPerMessage),
             maxInFlight: try options.value(AMQPOutput.maxInFlight),
             confirmTimeout: try options.value(AMQPOutput.confirmTimeout),
             heartbeat: try options.value(AMQPStageOptions.heartbeat),
@@ -141,7 +156,7 @@ public final class AMQPOutput: OutputStage {
 }
 
 struct PublisherSettings: Sendable {
-    let url: AMQPURL
+    let urls: [AMQPURL]
     let tls: AMQPTLS
     let exchange: String
     let exchangeType: String?
@@ -149,6 +164,7 @@ struct PublisherSettings: Sendable {
     let queue: String?
     let queueArguments: [AMQPQueueArgument]
     let contentType: String
+    let batchPerMessage: Int
     let maxInFlight: Int
     let confirmTimeout: Duration
     let heartbeat: Duration
@@ -163,6 +179,8 @@ private struct Publisher: OutputWriter {
         var firstTag: UInt64
         var lastTag: UInt64
         var publishedAtNanos: Int64
+        /// With `batch_per_message` above 1: the offset (in the group) of each message's first entry.
+        var messageStarts: [Int] = []
         var nacked = false
         /// Offsets (in the group) of the messages the broker returned.
         var returned: [Int] = []
@@ -173,12 +191,15 @@ private struct Publisher: OutputWriter {
     let context: StageContext
     let idPrefix: [UInt8]
     var connection: AMQPConnection?
+    var brokers: AMQPBrokers
     var everConnected = false
     var inFlight: [InFlight] = []
     /// Every tag up to this one is answered (acked or nacked).
     var answeredThrough: UInt64 = 0
     var answeredAbove: Set<UInt64> = []
     var idBuffer = [UInt8](repeating: 0, count: 64)
+    /// The body of the message being gathered (`batch_per_message` above 1).
+    var lines: [UInt8] = []
     /// The broker's reason while it blocks publishing (connection.blocked), nil otherwise.
     var blockedReason: String?
     /// Groups handed back unpublished while the broker blocked, on their first attempt: not retries when published.
@@ -190,10 +211,12 @@ private struct Publisher: OutputWriter {
     let retried: Counter
     let reconnects: Counter
     let connectFailures: Counter
+    let failovers: Counter
 
     init(settings: PublisherSettings, context: StageContext) {
         self.settings = settings
         self.context = context
+        brokers = AMQPBrokers(settings.urls)
         idPrefix = Array(String(UInt64.random(in: 0...UInt64.max), radix: 36).utf8) + [UInt8(ascii: "-")]
         let counters = context.counters
         published = counters.counter("published")
@@ -202,32 +225,23 @@ private struct Publisher: OutputWriter {
         retried = counters.counter("retried")
         reconnects = counters.counter("reconnects")
         connectFailures = counters.counter("connect_failures")
+        failovers = counters.counter("failovers")
     }
 
-    var outageMetadata: Logger.Metadata { ["url": "\(settings.url)"] }
+    var outageMetadata: Logger.Metadata { ["url": "\(brokers.inUse)"] }
 
+    /// Connects to the first broker of the list that answers (from where the last connect left off) and declares
+    /// what must exist there.
     mutating func open() throws {
-        let connection: AMQPConnection
+        let connected: AMQPBrokers.Connected<AMQPConnection>
         do {
-            connection = try AMQPConnection(
-                url: settings.url, tls: settings.tls, heartbeat: settings.heartbeat,
-                timeout: settings.connectTimeout)
-            if let type = settings.exchangeType {
-                try connection.declareExchange(settings.exchange, type: type)
-            } else if !settings.exchange.isEmpty {
-                try connection.declareExchange(settings.exchange, type: nil)
-            }
-            if let queue = settings.queue {
-                try connection.declareQueue(queue, arguments: settings.queueArguments)
-                if !settings.exchange.isEmpty {
-                    try connection.bindQueue(queue, exchange: settings.exchange, routingKey: settings.routingKey)
-                }
-            }
-            try connection.enableConfirms()
+            let settings = settings
+            connected = try brokers.connect { url in try Publisher.connect(to: url, settings) }
         } catch {
             connectFailures.add()
             throw error
         }
+        let connection = connected.connection
         self.connection = connection
         blockedReason = nil
         answeredThrough = 0
@@ -236,15 +250,39 @@ private struct Publisher: OutputWriter {
         if everConnected {
             reconnects.add()
         } else {
-            context.logger.info("connected", metadata: ["url": "\(settings.url)"])
+            context.logger.info("connected", metadata: ["url": "\(connected.url)"])
         }
+        brokers.report(
+            connected, logger: context.logger, health: context.health, metadata: [:], failovers: failovers)
         everConnected = true
     }
 
+    /// A connection to `url` with the exchange, queue and binding declared and confirms on.
+    private static func connect(to url: AMQPURL, _ settings: PublisherSettings) throws -> AMQPConnection {
+        let connection = try AMQPConnection(
+            url: url, tls: settings.tls, heartbeat: settings.heartbeat, timeout: settings.connectTimeout)
+        if let type = settings.exchangeType {
+            try connection.declareExchange(settings.exchange, type: type)
+        } else if !settings.exchange.isEmpty {
+            try connection.declareExchange(settings.exchange, type: nil)
+        }
+        if let queue = settings.queue {
+            try connection.declareQueue(queue, arguments: settings.queueArguments)
+            if !settings.exchange.isEmpty {
+                try connection.bindQueue(queue, exchange: settings.exchange, routingKey: settings.routingKey)
+            }
+        }
+        try connection.enableConfirms()
+        return connection
+    }
+
+    /// After a lost connection (and at the end): the next ``open()`` starts at the broker after this one.
     mutating func close() {
         connection?.close()
         connection = nil
         inFlight.removeAll()
+        brokers.lost()
+        context.health.setNote(brokers.note)
     }
 
     /// Publishes every event of the group; confirms arrive through ``collect(timeout:)``. While the broker blocks
@@ -257,35 +295,108 @@ private struct Publisher: OutputWriter {
             if group.attempt == 0 { heldUnpublished.insert(group.id) }
             return .retry("the broker blocks publishing (\(blockedReason)); waiting for it to unblock")
         }
-        let stallMillis = Int32(clamping: settings.confirmTimeout.nanoseconds / 1_000_000)
         var firstTag: UInt64 = 0
         var lastTag: UInt64 = 0
-        var offset = 0
-        for batch in group.batches {
-            for event in batch.events {
-                if !connection.waitWritable(timeoutMillis: 0), !connection.waitWritable(timeoutMillis: stallMillis) {
-                    throw AMQPError("\(settings.url) took no bytes for \(settings.confirmTimeout) (confirm_timeout)")
-                }
-                let idLength = formatID(group.firstEventNumber + UInt64(offset) + 1, into: &idBuffer)
-                let tag = try idBuffer.withUnsafeBytes { idBytes in
-                    try batch.withBytes(of: event) { body in
-                        try connection.publish(
-                            AMQPMessage(
-                                exchange: settings.exchange, routingKey: settings.routingKey,
-                                contentType: settings.contentType, mandatory: true,
-                                messageID: UnsafeRawBufferPointer(rebasing: idBytes[0..<idLength]), body: body))
+        var messageStarts: [Int] = []
+        if settings.batchPerMessage == 1 {
+            var offset = 0
+            for batch in group.batches {
+                for event in batch.events {
+                    let tag = try batch.withBytes(of: event) { body in
+                        try publish(
+                            body, contentType: settings.contentType, number: group.firstEventNumber + UInt64(offset))
                     }
+                    if offset == 0 { firstTag = tag }
+                    lastTag = tag
+                    offset += 1
                 }
-                if offset == 0 { firstTag = tag }
-                lastTag = tag
-                offset += 1
             }
+        } else {
+            (firstTag, lastTag, messageStarts) = try publishLines(group)
         }
         published.add(group.eventCount)
         if group.attempt > 0 && heldUnpublished.remove(group.id) == nil { retried.add(group.eventCount) }
         inFlight.append(
-            InFlight(group: group, firstTag: firstTag, lastTag: lastTag, publishedAtNanos: monotonicNanos()))
+            InFlight(
+                group: group, firstTag: firstTag, lastTag: lastTag, publishedAtNanos: monotonicNanos(),
+                messageStarts: messageStarts))
         return .pending
+    }
+
+    /// Publishes one message whose `message_id` is `<prefix><number + 1>` (the number of its first entry), once
+    /// the socket takes bytes (within `confirm_timeout`).
+    private mutating func publish(
+        _ body: UnsafeRawBufferPointer, contentType: String, number: UInt64
+    ) throws -> UInt64 {
+        guard let connection else { throw AMQPError("not connected") }
+        let stallMillis = Int32(clamping: settings.confirmTimeout.nanoseconds / 1_000_000)
+        if !connection.waitWritable(timeoutMillis: 0), !connection.waitWritable(timeoutMillis: stallMillis) {
+            throw AMQPError("\(brokers.inUse) took no bytes for \(settings.confirmTimeout) (confirm_timeout)")
+        }
+        let idLength = formatID(number + 1, into: &idBuffer)
+        let settings = settings
+        return try idBuffer.withUnsafeBytes { idBytes in
+            try connection.publish(
+                AMQPMessage(
+                    exchange: settings.exchange, routingKey: settings.routingKey, contentType: contentType,
+                    mandatory: true, messageID: UnsafeRawBufferPointer(rebasing: idBytes[0..<idLength]), body: body))
+        }
+    }
+
+    /// `batch_per_message`: the group's entries as messages of up to that many lines; an empty entry or one that
+    /// holds a newline byte goes alone with `content_type`. Returns the tags and where each message starts.
+    private mutating func publishLines(_ group: WriteGroup) throws -> (UInt64, UInt64, [Int]) {
+        var firstTag: UInt64 = 0
+        var lastTag: UInt64 = 0
+        var starts: [Int] = []
+        var gathered = 0
+        var offset = 0
+        lines.removeAll(keepingCapacity: true)  // what a publish that threw left
+        func sent(_ tag: UInt64) {
+            if firstTag == 0 { firstTag = tag }
+            lastTag = tag
+        }
+        func flush() throws {
+            guard gathered > 0 else { return }
+            let start = offset - gathered
+            starts.append(start)
+            // Taken out while it is published (publish needs self), and put back with its capacity.
+            var body: [UInt8] = []
+            swap(&body, &lines)
+            let tag = try body.withUnsafeBytes { bytes in
+                try publish(
+                    bytes, contentType: AMQPDelivery.entryLinesType, number: group.firstEventNumber + UInt64(start))
+            }
+            body.removeAll(keepingCapacity: true)
+            swap(&body, &lines)
+            sent(tag)
+            gathered = 0
+        }
+        for batch in group.batches {
+            for event in batch.events {
+                let alone = batch.withBytes(of: event) { body in
+                    body.isEmpty || body.contains(UInt8(ascii: "\n"))
+                }
+                if alone {
+                    try flush()
+                    starts.append(offset)
+                    let tag = try batch.withBytes(of: event) { body in
+                        try publish(
+                            body, contentType: settings.contentType, number: group.firstEventNumber + UInt64(offset))
+                    }
+                    sent(tag)
+                    offset += 1
+                    continue
+                }
+                if gathered > 0 { lines.append(UInt8(ascii: "\n")) }
+                batch.withBytes(of: event) { body in lines.append(contentsOf: body) }
+                gathered += 1
+                offset += 1
+                if gathered == settings.batchPerMessage { try flush() }
+            }
+        }
+        try flush()
+        return (firstTag, lastTag, starts)
     }
 
     /// Heartbeats: reads (and answers) what the broker sent while idle. The driver ticks only with nothing in
@@ -308,14 +419,14 @@ private struct Publisher: OutputWriter {
             if blockedReason == nil {
                 context.logger.warning(
                     "the broker blocked publishing; entries wait in the queue until it unblocks",
-                    metadata: ["url": "\(settings.url)", "reason": "\(reason)"])
+                    metadata: ["url": "\(brokers.inUse)", "reason": "\(reason)"])
             }
             blockedReason = reason
             // Said at once, not only when the next group is handed back: what is in flight waits for the unblock.
             context.health.set(.degraded("the broker blocks publishing (\(reason)); waiting for it to unblock"))
         case .unblocked:
             if blockedReason != nil {
-                context.logger.info("the broker unblocked publishing", metadata: ["url": "\(settings.url)"])
+                context.logger.info("the broker unblocked publishing", metadata: ["url": "\(brokers.inUse)"])
                 context.health.set(.ok)
             }
             blockedReason = nil
@@ -350,7 +461,7 @@ private struct Publisher: OutputWriter {
         if let oldest = inFlight.first,
             monotonicNanos() - oldest.publishedAtNanos > settings.confirmTimeout.nanoseconds
         {
-            throw AMQPError("no confirm from \(settings.url) within \(settings.confirmTimeout)")
+            throw AMQPError("no confirm from \(brokers.inUse) within \(settings.confirmTimeout)")
         }
         var wait = timeout
         while let event = try connection.poll(timeout: wait) {
@@ -425,8 +536,17 @@ private struct Publisher: OutputWriter {
         }
         for index in inFlight.indices {
             let first = inFlight[index].group.firstEventNumber + 1
-            if number >= first && number < first + UInt64(inFlight[index].group.eventCount) {
-                inFlight[index].returned.append(Int(number - first))
+            let count = inFlight[index].group.eventCount
+            if number >= first && number < first + UInt64(count) {
+                let offset = Int(number - first)
+                let starts = inFlight[index].messageStarts
+                if let position = starts.firstIndex(of: offset) {
+                    // A message of several entries: every one of them was returned.
+                    let end = position + 1 < starts.count ? starts[position + 1] : count
+                    inFlight[index].returned.append(contentsOf: offset..<end)
+                } else {
+                    inFlight[index].returned.append(offset)
+                }
                 inFlight[index].returnReason = reason
                 return
             }

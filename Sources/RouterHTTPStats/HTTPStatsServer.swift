@@ -124,7 +124,8 @@ final class HTTPStatsServer: Service {
             return Response(
                 status: status == .draining ? .serviceUnavailable : .ok,
                 headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: StatsJSON.healthBody(status, reasons))))
+                body: .init(
+                    byteBuffer: ByteBuffer(string: StatsJSON.healthBody(status, reasons, notes: store.healthNotes()))))
         }
         let sharedMetrics = SharedRender { metrics.render(store: store, stageName: stageName) }
         routes.get("/metrics") { _, _ -> Response in

@@ -53,7 +53,7 @@ enum StatsJSON {
             out += "}"
         }
         out += "]},\"health\":"
-        out += healthBody(health.status, health.reasons)
+        out += healthBody(health.status, health.reasons, notes: store.healthNotes())
         out += ",\"stages\":["
         for (index, stage) in router.stages.enumerated() {
             if index > 0 { out += "," }
@@ -99,11 +99,15 @@ enum StatsJSON {
         return out + "}}"
     }
 
-    /// `{"status":"ok"}`, `{"status":"draining"}`, or `{"status":"degraded","reasons":[...]}`.
-    static func healthBody(_ status: StatsStore.Status, _ reasons: [String]) -> String {
+    /// `{"status":"ok"}`, `{"status":"draining"}`, or `{"status":"degraded","reasons":[...]}`, with
+    /// `"notes":[...]` when a stage has one (an `amqp` stage's broker and failovers).
+    static func healthBody(_ status: StatsStore.Status, _ reasons: [String], notes: [String] = []) -> String {
         var out = "{\"status\":\"\(status.rawValue)\""
         if status == .degraded {
             out += ",\"reasons\":[" + reasons.map { JSONText.quoted($0) }.joined(separator: ",") + "]"
+        }
+        if !notes.isEmpty {
+            out += ",\"notes\":[" + notes.map { JSONText.quoted($0) }.joined(separator: ",") + "]"
         }
         return out + "}"
     }
@@ -179,9 +183,11 @@ enum StatsJSON {
         field(&out, "role", JSONText.quoted(stage.role.rawValue))
         field(&out, "path", JSONText.quoted(stage.path))
         switch stage.health.current {
-        case .ok: out += ",\"health\":{\"status\":\"ok\"}"
-        case .degraded(let reason): out += ",\"health\":{\"status\":\"degraded\",\"reason\":\(JSONText.quoted(reason))}"
+        case .ok: out += ",\"health\":{\"status\":\"ok\""
+        case .degraded(let reason): out += ",\"health\":{\"status\":\"degraded\",\"reason\":\(JSONText.quoted(reason))"
         }
+        if let note = stage.health.note { out += ",\"note\":\(JSONText.quoted(note))" }
+        out += "}"
         if let queue = stage.queue {
             out += ",\"queue\":{"
             field(&out, "depth", String(queue.depth), first: true)

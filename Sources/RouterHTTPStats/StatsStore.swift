@@ -57,6 +57,9 @@ public final class StatsStore: Sendable {
         return (reasons.isEmpty ? .ok : .degraded, reasons)
     }
 
+    /// The stages' notes for `/health` (the broker in use, failovers), whatever the status.
+    public func healthNotes() -> [String] { router.healthNotes }
+
     /// Records the current drop counters, at most once a second; the stage thread calls this between batches.
     public func sampleDrops() {
         let now = monotonicNanos()

@@ -66,14 +66,14 @@ struct AMQPQueueTests {
         try routerd.waitForLog("connected")
         let port = try routerd.listeningPort(stage: "udp_in")
         let client = try UDPClient()
-        try client.send(AMQPTests.entries(0..<100), port: port)
+        client.send(AMQPTests.entries(0..<100), port: port)
         try waitUntil("the first 100 confirmed") {
             (try AMQPTests.counters(routerd, stage: "to_broker")["confirmed"] as? Int) == 100 ? true : nil
         }
 
         // RabbitMQ blocks a connection (and says so) when it publishes during an alarm: the next entries do.
         try node.ctl(["set_vm_memory_high_watermark", "0.0000001"])
-        try client.send(AMQPTests.entries(100..<200), port: port)
+        client.send(AMQPTests.entries(100..<200), port: port)
         let blocked = try #require(
             try routerd.waitForLog(
                 "the broker blocked publishing; entries wait in the queue until it unblocks", timeout: 30
@@ -88,7 +88,7 @@ struct AMQPQueueTests {
         #expect(health.contains("degraded") && health.contains("outputs.to_broker"), "\(health)")
         // Held, not published: while blocked, nothing more goes to a broker that reads nothing, and nothing is
         // confirmed.
-        try client.send(AMQPTests.entries(200..<300), port: port)
+        client.send(AMQPTests.entries(200..<300), port: port)
         Thread.sleep(forTimeInterval: 1)
         let before = try AMQPTests.counters(routerd, stage: "to_broker")
         Thread.sleep(forTimeInterval: 3)

@@ -83,6 +83,11 @@ public final class RouterObserver: Sendable {
         draining.store(true, ordering: .relaxed)
     }
 
+    /// The stages' notes (``StageHealth/note``), `path: note`, for `/health`.
+    public var healthNotes: [String] {
+        stages.compactMap { status in status.health.note.map { "\(status.path): \($0)" } }
+    }
+
     /// The degraded stages and why, for `/health`.
     public var degradedReasons: [String] {
         stages.flatMap { status -> [String] in

@@ -11,6 +11,7 @@ public enum HealthState: Sendable, Equatable {
 /// A stage's current health, set by the stage and read by `/health` and `/stats`.
 public final class StageHealth: Sendable {
     private let state = Mutex<HealthState>(.ok)
+    private let noteText = Mutex<String?>(nil)
 
     /// Makes a healthy stage's health.
     public init() {}
@@ -20,4 +21,11 @@ public final class StageHealth: Sendable {
 
     /// Sets the state.
     public func set(_ newState: HealthState) { state.withLock { $0 = newState } }
+
+    /// What `/health` says of the stage whether it is ok or not (the broker an `amqp` stage uses and its
+    /// failovers), or nil. Keep it one short line: every `/health` answer carries it.
+    public var note: String? { noteText.withLock { $0 } }
+
+    /// Sets (or, with nil, clears) the note.
+    public func setNote(_ text: String?) { noteText.withLock { $0 = text } }
 }

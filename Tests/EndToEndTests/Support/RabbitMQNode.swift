@@ -56,6 +56,30 @@ final class RabbitMQNode: Sendable {
         return RabbitMQNode(directory: directory, url: url, ownsDirectory: true)
     }
 
+    /// Starts a three-node cluster (scripts/rabbitmq-cluster.sh: one epmd, one cookie, joined) in a temporary
+    /// directory (about a minute); stop it with ``stopCluster(_:)``.
+    static func startCluster() throws -> [RabbitMQNode] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "routerd-rabbitmq-cluster-\(UUID().uuidString.prefix(8))")
+        let (status, output) = try Spawn.run("/bin/bash", [clusterScript, "start", directory.path])
+        guard status == 0 else { throw TestFailure("rabbitmq-cluster.sh start failed:\n\(output)") }
+        let urls = output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("amqp://") }
+        guard urls.count == 3 else { throw TestFailure("rabbitmq-cluster.sh printed \(urls)") }
+        return urls.enumerated().map { index, url in
+            RabbitMQNode(
+                directory: directory.appendingPathComponent("node\(index + 1)"), url: url, ownsDirectory: false)
+        }
+    }
+
+    /// Stops a cluster of ``startCluster()`` and removes its directory, ignoring errors.
+    static func stopCluster(_ nodes: [RabbitMQNode]) {
+        guard let root = nodes.first?.directory.deletingLastPathComponent() else { return }
+        _ = try? Spawn.run("/bin/bash", [clusterScript, "stop", root.path])
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    private static let clusterScript = TestPaths.packageRoot.appendingPathComponent("scripts/rabbitmq-cluster.sh").path
+
     /// The url with another password, for the login-refused tests.
     func url(password: String) -> String {
         url.replacingOccurrences(of: ":routerd-test@", with: ":\(password)@")
@@ -63,6 +87,21 @@ final class RabbitMQNode: Sendable {
 
     /// Stops the node (its data stays).
     func stop() throws { _ = try Self.run(["stop", directory.path]) }
+
+    /// Kills the node's server with SIGKILL (no goodbye to its clients, as when its machine dies) and waits until
+    /// it is gone; its data stays, so ``restart()`` brings back what it had stored.
+    func kill() throws {
+        let pidFile = directory.appendingPathComponent("node.pid")
+        let text = try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let pid = pid_t(text), pid > 0 else { throw TestFailure("no pid in \(pidFile.path): '\(text)'") }
+        guard Glibc.kill(pid, SIGKILL) == 0 else { throw TestFailure("kill -9 \(pid) failed: errno \(errno)") }
+        try waitUntil("the killed node's process is gone", timeout: 30) { Glibc.kill(pid, 0) != 0 ? true : nil }
+        // A stale pid file would make the next start's `rabbitmqctl wait` watch the dead process.
+        try? FileManager.default.removeItem(at: pidFile)
+    }
+
+    /// The node's AMQP port.
+    var port: Int { Int(url.split(separator: ":").last?.split(separator: "/").first ?? "") ?? 0 }
 
     /// Starts a stopped node again on the same ports with the same data.
     func restart() throws { _ = try Self.run(["start", directory.path]) }
