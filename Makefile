@@ -2,7 +2,8 @@
 SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
-.PHONY: all deps build release run test unit-test lint docs clean bench bench-filters bench-diode bench-buffer-outage
+.PHONY: all deps build release run test unit-test example-tests lint docs clean bench bench-filters bench-diode \
+	bench-buffer-outage
 
 all: build
 
@@ -26,7 +27,16 @@ test: deps
 	$(SWIFT) build --package-path examples/embedding
 # Private RabbitMQ and PostgreSQL servers on loopback for the broker and database tests, stopped however they end.
 	./scripts/with-test-servers.sh ./scripts/postgres-node.sh run -- $(SWIFT) test --skip-build
+	$(MAKE) example-tests
 	$(MAKE) lint
+
+# The config unit tests of every shipped example (examples/tests/NAME.test.yaml for examples/NAME.yaml).
+example-tests:
+	@for config in examples/*.yaml; do \
+		name=$$(basename $$config .yaml); \
+		echo "routerd test -c $$config examples/tests/$$name.test.yaml"; \
+		.build/debug/routerd test -c $$config examples/tests/$$name.test.yaml || exit 1; \
+	done
 
 # The unit tests alone, with no server: what a library user runs.
 unit-test: deps
