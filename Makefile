@@ -3,7 +3,16 @@ SWIFT ?= swift
 CONFIG ?= examples/router.yaml
 
 .PHONY: all deps build release run test unit-test example-tests lint docs clean bench bench-filters bench-diode \
-	bench-buffer-outage
+	bench-buffer-outage binary completions man install
+
+# `make install PREFIX=/usr DESTDIR=pkgroot`: where the binary, completions, man page and packaging files go.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+# `debug` installs the debug build (the install test does, so that it needs no release build).
+INSTALL_BUILD ?= release
+ROUTERD_BIN = .build/$(INSTALL_BUILD)/routerd
+GENERATED = .build/generated-$(INSTALL_BUILD)
 
 all: build
 
@@ -28,6 +37,7 @@ test: deps
 # Private RabbitMQ and PostgreSQL servers on loopback for the broker and database tests, stopped however they end.
 	./scripts/with-test-servers.sh ./scripts/postgres-node.sh run -- $(SWIFT) test --skip-build
 	$(MAKE) example-tests
+	./scripts/check-install.sh
 	$(MAKE) lint
 
 # The config unit tests of every shipped example (examples/tests/NAME.test.yaml for examples/NAME.yaml).
@@ -71,6 +81,41 @@ bench-diode: release
 # buffers"); OUTAGE_SECONDS=60 for a quicker run. Writes .build/bench/bench-buffer-outage.json.
 bench-buffer-outage: release
 	python3 scripts/bench-buffer-outage.py
+
+# The binary `make install` installs: the release build, or the debug one with INSTALL_BUILD=debug.
+binary: deps
+	$(SWIFT) build -c $(INSTALL_BUILD) --product routerd
+
+# Shell completions from the command line's own declarations (swift-argument-parser's generator).
+completions: binary
+	mkdir -p $(GENERATED)
+	$(ROUTERD_BIN) --generate-completion-script bash > $(GENERATED)/routerd.bash
+	$(ROUTERD_BIN) --generate-completion-script zsh > $(GENERATED)/_routerd
+	$(ROUTERD_BIN) --generate-completion-script fish > $(GENERATED)/routerd.fish
+
+# The man page, from the same declarations, by swift-argument-parser's generate-manual plugin.
+man: binary
+	$(SWIFT) package generate-manual --configuration $(INSTALL_BUILD)
+	mkdir -p $(GENERATED)
+	cp .build/plugins/GenerateManual/outputs/routerd/routerd.1 $(GENERATED)/routerd.1
+
+install: completions man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(PREFIX)/share/doc/routerd
+	install -m 0755 $(ROUTERD_BIN) $(DESTDIR)$(PREFIX)/bin/routerd
+	install -m 0644 $(GENERATED)/routerd.1 $(DESTDIR)$(PREFIX)/share/man/man1/routerd.1
+	install -m 0644 $(GENERATED)/routerd.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/routerd
+	install -m 0644 $(GENERATED)/_routerd $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_routerd
+	install -m 0644 $(GENERATED)/routerd.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/routerd.fish
+# The unit names the binary by its path: the installed one.
+	sed -e 's|/usr/local/bin/routerd|$(PREFIX)/bin/routerd|g' -e 's|/usr/share/doc/routerd|$(PREFIX)/share/doc/routerd|g' \
+		packaging/routerd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/routerd.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/routerd.service
+	install -m 0644 packaging/sysusers.d/routerd.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/routerd.conf
+	install -m 0644 packaging/logrotate.d/routerd $(DESTDIR)$(SYSCONFDIR)/logrotate.d/routerd
+	install -m 0644 README.md CHANGELOG.md $(DESTDIR)$(PREFIX)/share/doc/routerd/
 
 clean:
 	rm -rf .build
