@@ -93,11 +93,15 @@ completions: binary
 	$(ROUTERD_BIN) --generate-completion-script zsh > $(GENERATED)/_routerd
 	$(ROUTERD_BIN) --generate-completion-script fish > $(GENERATED)/routerd.fish
 
-# The man page, from the same declarations, by swift-argument-parser's generate-manual plugin.
+# The man page, from the same declarations, by the tool behind swift-argument-parser's generate-manual plugin, run
+# on the binary as the plugin runs it. (`swift package generate-manual` first builds every product again, with other
+# flags than the test build, which then rebuilds everything: minutes on two cores.)
+MANUAL_TOOL = .build/argument-parser-tools/debug/generate-manual
 man: binary
-	$(SWIFT) package generate-manual --configuration $(INSTALL_BUILD)
+	$(SWIFT) build --package-path .build/checkouts/swift-argument-parser \
+		--scratch-path .build/argument-parser-tools --product generate-manual
 	mkdir -p $(GENERATED)
-	cp .build/plugins/GenerateManual/outputs/routerd/routerd.1 $(GENERATED)/routerd.1
+	$(MANUAL_TOOL) $(ROUTERD_BIN) --output-directory $(GENERATED)
 
 install: completions man
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
