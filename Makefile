@@ -37,6 +37,8 @@ test: deps
 # Private RabbitMQ and PostgreSQL servers on loopback for the broker and database tests, stopped however they end.
 	./scripts/with-test-servers.sh ./scripts/postgres-node.sh run -- $(SWIFT) test --skip-build
 	$(MAKE) example-tests
+	promtool check config monitoring/prometheus.yml
+	promtool test rules monitoring/tests/alerts.test.yml
 	./scripts/check-install.sh
 	$(MAKE) lint
 
