@@ -96,6 +96,38 @@ struct ConfigTestCommandTests {
         #expect(result.stdout.contains("    acked: expected [1], heard []\n"))
     }
 
+    @Test func test_whenAnAckedEntryLeavesByAPortNothingReads_itIsNackedAsTheRuntimeDoes() throws {
+        let config = """
+            inputs:
+              udp_in: { type: udp, port: 0 }
+            filters:
+              acks: { type: ack, inputs: [udp_in], levels: [ERROR, INFO] }
+              errors: { type: match_level, inputs: [acks], levels: [ERROR] }
+            outputs:
+              errors_now: { type: file, inputs: [errors], path: /nonexistent/errors.log }
+            """
+        let tests = """
+            tests:
+              - name: the INFO entry reaches no output
+                entries:
+                  - '{"sequence":1,"level":"ERROR"}'
+                  - '{"sequence":2,"level":"INFO"}'
+                expect:
+                  errors_now: [ { fields: { sequence: 1 } } ]
+                  errors.unmatched: [ { fields: { sequence: 2 } } ]
+                acked: [1]
+                nacked: [ { sequence: 2, reason: no output took it } ]
+            """
+        let directory = try write(["router.yaml": config, "router.test.yaml": tests])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try runRouterd([
+            "test", "-c", directory.appendingPathComponent("router.yaml").path,
+            directory.appendingPathComponent("router.test.yaml").path,
+        ])
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout == "routerd test: 1 passed, 0 failed\n")
+    }
+
     @Test func test_whenTheTestFileHasMistakes_reportsEachWithLineColumnAndSourceLine() throws {
         let tests = """
             tests:

@@ -132,7 +132,13 @@ struct ConfigTestGraph {
 
         mutating func leave(_ batch: Batch, stage: Int, port: Int) {
             outcome.ports["\(stage).\(port)", default: []].append(contentsOf: Self.capture(batch))
-            for consumer in graph.consumers[stage][port] { deliver(batch, to: consumer) }
+            let consumers = graph.consumers[stage][port]
+            if consumers.isEmpty {
+                // As the runtime does: an ack upstream answers these as not stored, whatever the rest of the batch.
+                batch.markDropped(batch.events, reason: DeliveryTracker.notRoutedReason)
+                return
+            }
+            for consumer in consumers { deliver(batch, to: consumer) }
         }
 
         mutating func deliver(_ batch: Batch, to stage: Int) {
