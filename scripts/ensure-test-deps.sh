@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the programs the end-to-end tests drive are installed: promtool (Debian's `prometheus` package) for
-# `promtool check metrics`, headless Chromium (`chromium`) for the dashboard test and docs/dashboard.png, and
+# Makes sure the programs the end-to-end tests drive are installed: Prometheus and promtool (Debian's `prometheus`
+# package) for `promtool check metrics`, the alerting rules' unit tests and the monitoring kit's test, tmux for the
+# `routerd top` terminal test, headless Chromium (`chromium`) for the dashboard test and docs/dashboard.png, and
 # RabbitMQ (`rabbitmq-server`) for the amqp tests, which start a private node of their own (never the system's),
 # and PostgreSQL's server (`postgresql`) for the postgres output's tests (scripts/postgres-node.sh runs it privately).
 # Quick and silent when both are there. As root it installs what is missing with apt-get; otherwise it prints
@@ -8,7 +9,10 @@
 set -euo pipefail
 
 missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    missing+=(prometheus)
+fi
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
     missing+=(chromium)
 fi

@@ -22,7 +22,7 @@ final class MetricsRenderer: Sendable {
     /// Families this renderer defines itself; a stage counter that would collide is renamed `routerd_stage_*`.
     private static let ownFamilies: Set<String> = [
         "routerd_ledger_received_total", "routerd_ledger_duplicates_total", "routerd_ledger_out_of_order_total",
-        "routerd_ledger_restarts_total", "routerd_ledger_evictions_total",
+        "routerd_ledger_restarts_total", "routerd_ledger_evictions_total", "routerd_entries_total",
     ]
 
     private static let standardHelp: [String: String] = Dictionary(
@@ -31,6 +31,7 @@ final class MetricsRenderer: Sendable {
     func render(store: StatsStore, stageName: String) -> String {
         let stages = store.router.stages
         let ledger = store.read { model in (model.ledger.totals, model.ledger.evictions, model.ledger.senderCount) }
+        let levels = store.read { $0.levels }
         let process = ProcessStats.read()
         let health = store.health()
         let text = state.withLock { state -> String in
@@ -61,6 +62,13 @@ final class MetricsRenderer: Sendable {
                     base + [("role", stage.role.rawValue)], healthy)
             }
             let own = [("stage", stageName)]
+            // The dashboard page's total and level chart, for Prometheus and Grafana.
+            for level in StatsJSON.levelOrder where Int(level.rawValue) < levels.count {
+                setCounter(
+                    &state, family: "routerd_entries_total",
+                    help: "Entries this http_stats output counted (the dashboard's total), by level.",
+                    own + [("level", level.description)], levels[Int(level.rawValue)])
+            }
             setCounter(
                 &state, family: "routerd_ledger_received_total",
                 help: "Entries with a sequence number, counted by the loss ledger.", own, ledger.0.received)

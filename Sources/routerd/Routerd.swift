@@ -15,7 +15,7 @@ struct Routerd: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, ValidateCommand.self, ReloadCommand.self, StagesCommand.self, GraphCommand.self,
-            SendCommand.self, LoadtestCommand.self, BufferCommand.self,
+            TestCommand.self, TopCommand.self, SendCommand.self, LoadtestCommand.self, BufferCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )
