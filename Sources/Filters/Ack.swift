@@ -123,13 +123,3 @@ public final class Ack: FilterStage {
         }
     }
 }
-
-extension Batch {
-    /// The sequence of an entry that no validator has read, or nil.
-    func scanSequence(of event: Event) -> Int64? {
-        withBytes(of: event) { bytes in
-            let result = JSONEntryScanner.scan(bytes, required: JSONRequiredKeys([]))
-            return result.problem == nil ? result.fields.sequence : nil
-        }
-    }
-}

@@ -181,17 +181,11 @@ struct ReceivedAtText {
     mutating func set(_ nanos: Int64) {
         let seconds = nanos / 1_000_000_000
         let fraction = nanos % 1_000_000_000
-        guard fraction >= 0 else {
+        if fraction < 0 || seconds != second {
             json.removeAll(keepingCapacity: true)
             JSONUnescape.appendQuoted(Array(Timestamp.iso8601(nanos: nanos, digits: 6).utf8), to: &json)
-            second = Int64.min
-            return
-        }
-        if seconds != second || json.count != 29 {
-            json.removeAll(keepingCapacity: true)
-            JSONUnescape.appendQuoted(Array(Timestamp.iso8601(nanos: nanos, digits: 6).utf8), to: &json)
-            // Years past 9999 do not fit the fixed layout: format those in full every time.
-            second = json.count == 29 ? seconds : Int64.min
+            // Times before 1970 and years past 9999 do not fit the fixed layout: those are formatted in full.
+            second = fraction >= 0 && json.count == 29 ? seconds : Int64.min
             return
         }
         var micros = Int(fraction / 1_000)
@@ -223,8 +217,6 @@ struct ModifyPlan: Sendable {
     var touchesExtractedFields = false
     /// Every path the changes name (for a rename, also the new name's), located in one walk of each entry.
     var locator = PathLocator()
-    /// Per change, the slots of its path and (for a rename) of the member called the new name, or -1.
-    var slots: [(path: Int, sibling: Int)] = []
     /// The changes, flat (``Op``), with the bytes they write in ``texts`` and ``prefixes``.
     var ops: [Op] = []
     var texts: [UInt8] = []
@@ -400,7 +392,6 @@ struct ModifyPlan: Sendable {
                 op.prefixes = first..<prefixes.count
             default: named.append((index, path, false))
             }
-            slots.append((slot, op.sibling))
             ops.append(op)
         }
         // Two changes meet when one's path is, or lies within, the other's; or when both may add members under a

@@ -3,20 +3,18 @@
 /// The paths form a tree of names (``NameTree``); the walk descends only into members the tree names and skips the
 /// rest. When a key is given twice, the last one counts, as in Python's `json.loads` and most JSON readers.
 struct FieldSet: Sendable {
+    private var slots = PathSlots()
+
     /// The paths, by slot.
-    private(set) var paths: [FieldPath] = []
-    private var tree = NameTree(paths: [])
+    var paths: [FieldPath] { slots.paths }
 
     /// The slot of `path`, added when new.
-    mutating func slot(for path: FieldPath) -> Int {
-        if let existing = paths.firstIndex(of: path) { return existing }
-        paths.append(path)
-        tree = NameTree(paths: paths)
-        return paths.count - 1
-    }
+    mutating func slot(for path: FieldPath) -> Int { slots.slot(for: path) }
 
     /// Nodes of the tree of names, for ``WalkScratch``.
-    var nodeCount: Int { tree.nodeCount }
+    var nodeCount: Int { slots.tree.nodeCount }
+
+    private var tree: NameTree { slots.tree }
 
     /// Fills `values` (one per slot) from the entry; every path is absent when the entry is not a JSON object.
     func read(_ walk: JSONWalk, into values: UnsafeMutableBufferPointer<FieldValue>, scratch: WalkScratch) {

@@ -98,20 +98,18 @@ enum JSONSplice {
 /// The paths form a tree of names (``NameTree``): one pass over the entry checks it and records the members the
 /// tree names, and only objects on a named path are read again. When a key is given twice, the last one counts.
 struct PathLocator: Sendable {
+    private var slots = PathSlots()
+
     /// The paths, by slot.
-    private(set) var paths: [FieldPath] = []
-    private var tree = NameTree(paths: [])
+    var paths: [FieldPath] { slots.paths }
 
     /// The slot of `path`, added when new.
-    mutating func slot(for path: FieldPath) -> Int {
-        if let existing = paths.firstIndex(of: path) { return existing }
-        paths.append(path)
-        tree = NameTree(paths: paths)
-        return paths.count - 1
-    }
+    mutating func slot(for path: FieldPath) -> Int { slots.slot(for: path) }
 
     /// Nodes of the tree of names, for ``WalkScratch``.
-    var nodeCount: Int { tree.nodeCount }
+    var nodeCount: Int { slots.tree.nodeCount }
+
+    private var tree: NameTree { slots.tree }
 
     /// Fills `locations` (one per slot) for the entry `walk` reads.
     func locate(_ walk: JSONWalk, into locations: inout [FieldLocation], scratch: WalkScratch) {

@@ -123,9 +123,24 @@ final class NameTree: @unchecked Sendable {
         let range = children(of: node)
         guard !range.isEmpty else { return -1 }
         if member.keyEscaped { return matchDecoded(node, walk, member) }
-        let key = walk.p + member.key.lowerBound
-        let count = member.key.count
-        let prefix = Self.prefix(key, count, available: walk.n - member.key.lowerBound)
+        return find(range, walk.p + member.key.lowerBound, member.key.count, walk.n - member.key.lowerBound)
+    }
+
+    private func matchDecoded(_ node: Int, _ walk: JSONWalk, _ member: JSONWalk.Member) -> Int {
+        var decoded: [UInt8] = []
+        JSONUnescape.append(walk.p + member.key.lowerBound, member.key.count, to: &decoded)
+        // A terminating byte keeps the pointer valid for an empty name.
+        decoded.append(0)
+        return decoded.withUnsafeBufferPointer { key in
+            guard let base = key.baseAddress else { return -1 }
+            return find(children(of: node), base, key.count - 1, key.count - 1)
+        }
+    }
+
+    /// The node of the child among `range` whose name is the `count` bytes at `key` (`available` may be read), or -1.
+    @inline(__always)
+    private func find(_ range: Range<Int>, _ key: UnsafePointer<UInt8>, _ count: Int, _ available: Int) -> Int {
+        let prefix = Self.prefix(key, count, available: available)
         for index in range {
             let child = children[index]
             if child.length == count && child.prefix == prefix
@@ -135,26 +150,6 @@ final class NameTree: @unchecked Sendable {
             }
         }
         return -1
-    }
-
-    private func matchDecoded(_ node: Int, _ walk: JSONWalk, _ member: JSONWalk.Member) -> Int {
-        var decoded: [UInt8] = []
-        JSONUnescape.append(walk.p + member.key.lowerBound, member.key.count, to: &decoded)
-        return decoded.withUnsafeBufferPointer { key -> Int in
-            guard let base = key.baseAddress else {
-                return children(of: node).first { children[$0].length == 0 }.map { children[$0].node } ?? -1
-            }
-            let prefix = Self.prefix(base, key.count, available: key.count)
-            for index in children(of: node) {
-                let child = children[index]
-                if child.length == key.count && child.prefix == prefix
-                    && (key.count <= 8 || memcmp(names + child.name + 8, base + 8, key.count - 8) == 0)
-                {
-                    return child.node
-                }
-            }
-            return -1
-        }
     }
 
     /// The first eight bytes of the `count` at `key` (little-endian, zero past the end); `available` bytes may be
@@ -168,5 +163,20 @@ final class NameTree: @unchecked Sendable {
         var prefix: UInt64 = 0
         for offset in 0..<min(count, 8) { prefix |= UInt64(key[offset]) &<< UInt64(8 &* offset) }
         return prefix
+    }
+}
+
+/// Field paths by slot and their ``NameTree``, grown while a stage's options are compiled (`route`'s fields,
+/// `modify`'s paths).
+struct PathSlots: Sendable {
+    private(set) var paths: [FieldPath] = []
+    private(set) var tree = NameTree(paths: [])
+
+    /// The slot of `path`, added when new.
+    mutating func slot(for path: FieldPath) -> Int {
+        if let existing = paths.firstIndex(of: path) { return existing }
+        paths.append(path)
+        tree = NameTree(paths: paths)
+        return paths.count - 1
     }
 }

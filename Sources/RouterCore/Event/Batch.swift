@@ -181,13 +181,13 @@ public struct Batch: Sendable {
     public func markDropped(_ events: some Sequence<Event>, reason: String) {
         guard !trackers.isEmpty else { return }
         for event in events where event.flags.contains(.tracked) {
-            guard let sequence = event.hasSequence ? event.sequence : trackedSequence(of: event) else { continue }
+            guard let sequence = event.hasSequence ? event.sequence : scanSequence(of: event) else { continue }
             for tracker in trackers { tracker.markDropped(sender: event.sender, sequence: sequence, reason: reason) }
         }
     }
 
-    /// The sequence of a tracked entry whose event no longer carries it (a change to the entry cleared it).
-    private func trackedSequence(of event: Event) -> Int64? {
+    /// The sequence of an entry whose event does not carry it (no validator read it, or a change cleared it), or nil.
+    public func scanSequence(of event: Event) -> Int64? {
         withBytes(of: event) { bytes in
             let result = JSONEntryScanner.scan(bytes, required: JSONRequiredKeys([]))
             return result.problem == nil ? result.fields.sequence : nil
